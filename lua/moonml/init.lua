@@ -1,0 +1,34 @@
+--- moonml: machine learning for Lua 5.4 with a C core.
+-- `local ml = require "moonml"` returns this table; nothing is set globally.
+-- @module moonml
+local core = require("moonml.core")
+
+local ml = {}
+for name, value in pairs(core) do
+  ml[name] = value
+end
+
+--- The tensor metatable's method table: `x:name(...)` looks names up here.
+ml.methods = core.methods
+
+-- Every tensor method is also a module function taking the tensor first:
+-- `x:matmul(y)` is `ml.matmul(x, y)`.
+local function export_methods()
+  for name, fn in pairs(core.methods) do
+    if ml[name] == nil then
+      ml[name] = fn
+    end
+  end
+end
+
+core.Tensor.__tostring = require("moonml.tensor_print")
+
+--- Is `x` a moonml tensor?
+-- @param x any value
+-- @treturn boolean
+function ml.is_tensor(x)
+  return getmetatable(x) == core.Tensor
+end
+
+export_methods()
+return ml

@@ -1,0 +1,132 @@
+--- tostring for tensors, after PyTorch's print: values, then shape and dtype.
+-- Tensors over 1000 elements show the first and last 3 entries of each dimension.
+local EDGE, THRESHOLD = 3, 1000
+
+local function visible(n, summarize)
+  if summarize and n > 2 * EDGE then
+    local idx = {}
+    for i = 1, EDGE do
+      idx[#idx + 1] = i
+    end
+    idx[#idx + 1] = false -- the "..." marker
+    for i = n - EDGE + 1, n do
+      idx[#idx + 1] = i
+    end
+    return idx
+  end
+  local idx = {}
+  for i = 1, n do
+    idx[i] = i
+  end
+  return idx
+end
+
+-- Collects the displayed values (row by row) to choose one format for all.
+local function collect(x, summarize, out)
+  if x:dim() == 0 then
+    out[#out + 1] = x:item()
+    return
+  end
+  for _, i in ipairs(visible(x:size(1), summarize)) do
+    if i then
+      if x:dim() == 1 then
+        out[#out + 1] = x[i]
+      else
+        collect(x[i], summarize, out)
+      end
+    end
+  end
+end
+
+local function float_formatter(values)
+  local all_int, maxabs, minabs = true, 0, math.huge
+  for _, v in ipairs(values) do
+    if v == v and v ~= math.huge and v ~= -math.huge then
+      if v ~= math.floor(v) then
+        all_int = false
+      end
+      local a = math.abs(v)
+      maxabs = math.max(maxabs, a)
+      if a > 0 then
+        minabs = math.min(minabs, a)
+      end
+    end
+  end
+  local function special(v)
+    if v ~= v then
+      return "nan"
+    elseif v == math.huge then
+      return "inf"
+    elseif v == -math.huge then
+      return "-inf"
+    end
+  end
+  if maxabs >= 1e8 or (minabs < 1e-4 and minabs < math.huge) or (maxabs / minabs > 1000 and not all_int and minabs < 1) then
+    return function(v)
+      return special(v) or string.format("%.4e", v)
+    end
+  elseif all_int then
+    return function(v)
+      return special(v) or string.format("%.0f.", v)
+    end
+  end
+  return function(v)
+    return special(v) or string.format("%.4f", v)
+  end
+end
+
+local function format_values(x, summarize)
+  local values = {}
+  collect(x, summarize, values)
+  local dtype = x:dtype()
+  local fmt
+  if dtype == "bool" then
+    fmt = tostring
+  elseif dtype == "int64" then
+    fmt = function(v)
+      return string.format("%d", v)
+    end
+  else
+    fmt = float_formatter(values)
+  end
+  local width = 0
+  for _, v in ipairs(values) do
+    width = math.max(width, #fmt(v))
+  end
+  return function(v)
+    local s = fmt(v)
+    return string.rep(" ", width - #s) .. s
+  end
+end
+
+local function render(x, fmt, summarize, indent)
+  if x:dim() == 0 then
+    return fmt(x:item())
+  end
+  local parts = {}
+  local n = x:size(1)
+  for _, i in ipairs(visible(n, summarize)) do
+    if not i then
+      parts[#parts + 1] = "..."
+    elseif x:dim() == 1 then
+      parts[#parts + 1] = fmt(x[i])
+    else
+      parts[#parts + 1] = render(x[i], fmt, summarize, indent .. " ")
+    end
+  end
+  local sep = ", "
+  if x:dim() > 1 then
+    sep = "," .. string.rep("\n", x:dim() - 1) .. indent .. " "
+  end
+  return "[" .. table.concat(parts, sep) .. "]"
+end
+
+return function(x)
+  local summarize = x:numel() > THRESHOLD
+  local body = render(x, format_values(x, summarize), summarize, "       ")
+  local extras = { "shape={" .. table.concat(x:shape(), ", ") .. "}" }
+  if x:dtype() ~= "float32" then
+    extras[#extras + 1] = "dtype=" .. x:dtype()
+  end
+  return "tensor(" .. body .. ", " .. table.concat(extras, ", ") .. ")"
+end

@@ -1,0 +1,82 @@
+/* Internal to the core: storage layout, the context's fields, the strided iterator and
+ * the parallel loop shared by the op families. Not part of the public API. */
+#ifndef MM_INTERNAL_H
+#define MM_INTERNAL_H
+
+#include "../moonml.h"
+
+#include <stdarg.h>
+
+#define MM_ALIGN 64
+/* Buffers at least this large go through the context's reuse cache. */
+#define MM_CACHE_MIN_BYTES ((size_t)64 * 1024)
+#define MM_CACHE_SLOTS 32
+/* No tensor may hold more bytes than this (a clear error instead of a failed malloc). */
+#define MM_MAX_BYTES ((int64_t)1 << 46)
+
+struct mm_storage {
+  int refcount;
+  mm_ctx *ctx;
+  void *data;
+  size_t nbytes;   /* bytes the tensors may use */
+  size_t capacity; /* bytes of the data block (>= nbytes); 0 when inline */
+};
+
+struct mm_ctx {
+  int refcount;
+  char err[512];
+  uint64_t rng[4];       /* xoshiro256** state */
+  size_t allocated;      /* since the last mm_ctx_take_allocated */
+  size_t live;           /* bytes in live storages */
+  struct {
+    void *ptr;
+    size_t capacity;
+  } cache[MM_CACHE_SLOTS];
+  int ncached;
+  size_t cached_bytes, cache_limit;
+};
+
+/* storage (ctx.c) */
+mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op);
+void mm_storage_release(mm_storage *s);
+
+/* A new tensor header around a storage (retained); contiguous strides for shape. */
+mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape);
+/* A new header sharing t's storage, with t's dtype; the caller fills shape/stride/offset. */
+mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t);
+void mm_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* numel of a shape, checking sizes: -1 with a message for a negative or too large size */
+int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape,
+                       mm_dtype dt);
+/* "[2, 3]" into buf */
+const char *mm_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+
+/* ---- strided iteration over up to MM_ITER_MAX tensors of one shape ---- */
+#define MM_ITER_MAX 4
+
+typedef struct mm_iter {
+  int ndim; /* after coalescing and dropping size-1 dims; last is innermost */
+  int64_t shape[MM_MAX_DIMS];
+  int64_t numel;
+  int ntensors;
+  int64_t stride[MM_ITER_MAX][MM_MAX_DIMS]; /* in bytes */
+  char *base[MM_ITER_MAX];
+} mm_iter;
+
+/* Kernel over one run of n elements along the innermost dim; strides in bytes. */
+typedef void (*mm_inner_fn)(char **ptrs, const int64_t *strides, int64_t n, void *arg);
+
+/* Every tensor in ts must already have the iteration shape (expanded views allowed). */
+void mm_iter_init(mm_iter *it, int n, mm_tensor *const *ts);
+/* Runs fn over linear positions [begin, end) of the iteration space. */
+void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin,
+                       int64_t end);
+/* Runs the whole space, split over threads when large enough. */
+void mm_iter_run(const mm_iter *it, mm_inner_fn fn, void *arg);
+
+/* ---- parallel loop (parallel.c) ---- */
+typedef void (*mm_range_fn)(int64_t begin, int64_t end, void *arg);
+/* Splits [0, n) into up to mm_get_num_threads() chunks of at least `grain`. */
+void mm_parallel_for(int64_t n, int64_t grain, mm_range_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,69 @@
+/* Shared by the binding files: how a tensor lives in Lua, argument checks that raise
+ * "moonml.<name>: ..." errors, and registration. No algorithm lives in the binding. */
+#ifndef MM_BINDING_H
+#define MM_BINDING_H
+
+#include "../moonml.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#define MML_TENSOR_MT "moonml.Tensor"
+
+/* Every binding function has the context box as upvalue 1. */
+typedef struct {
+  mm_ctx *ctx;
+  size_t unreported; /* native bytes not yet told to the collector */
+} mml_ctx_box;
+
+typedef struct {
+  mm_tensor *t; /* NULL once closed */
+} mml_tensor_box;
+
+/* Stack slots used while luaopen_moonml_core runs. */
+typedef struct {
+  int module;  /* the table `require "moonml.core"` returns */
+  int methods; /* tensor methods (init.lua also makes each a module function) */
+  int ctxbox;  /* the context userdata, upvalue 1 of every function */
+} mml_open_state;
+
+mm_ctx *mml_ctx(lua_State *L);
+/* Raises a Lua error; fmt must start with "moonml.<name>: ". Never returns. */
+int mml_error(lua_State *L, const char *fmt, ...);
+/* Raises the core's last error message. */
+int mml_core_error(lua_State *L);
+
+mm_tensor *mml_test_tensor(lua_State *L, int idx);
+mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn);
+/* Pushes t as a new Lua tensor (taking the reference). NULL raises the core's error. */
+mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t);
+/* Raises the core's error when status != 0; otherwise nothing. */
+void mml_check_status(lua_State *L, int status);
+
+/* Lua's 1-based (or negative) dim at idx to a 0-based one for a tensor of ndim dims. */
+int mml_check_dim(lua_State *L, int idx, const char *fn, int ndim);
+int mml_opt_dim(lua_State *L, int idx, const char *fn, int ndim, int def);
+int64_t mml_check_integer(lua_State *L, int idx, const char *fn, const char *what);
+double mml_check_number(lua_State *L, int idx, const char *fn, const char *what);
+/* A shape given as separate integers from idx on, or as one table at idx.
+ * Returns ndim and leaves *next at the first argument after the shape. */
+int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *next);
+/* A dtype name at idx (string), or nil for def. */
+mm_dtype mml_check_dtype(lua_State *L, int idx, const char *fn, mm_dtype def);
+/* The options table at idx (may be absent or nil): reads dtype; rejects unknown keys
+ * except those listed in `extra` (NULL-terminated, may be NULL). */
+mm_dtype mml_opt_dtype(lua_State *L, int idx, const char *fn, mm_dtype def,
+                       const char *const *extra);
+const char *mml_typename(lua_State *L, int idx); /* "tensor" for tensors */
+
+/* Registers regs with the context upvalue into the table at index `table`. */
+void mml_register(lua_State *L, const mml_open_state *st, int table, const luaL_Reg *regs);
+
+/* Each area registers its functions (module) and methods (tensor methods). */
+void mml_open_tensor(lua_State *L, const mml_open_state *st);
+void mml_open_shape(lua_State *L, const mml_open_state *st);
+void mml_open_elementwise(lua_State *L, const mml_open_state *st);
+void mml_open_reduce(lua_State *L, const mml_open_state *st);
+void mml_open_linalg(lua_State *L, const mml_open_state *st);
+
+#endif

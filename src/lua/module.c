@@ -1,0 +1,221 @@
+/* luaopen_moonml_core: the context, the tensor metatable, argument helpers. */
+#include "binding.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Report native memory to the collector in steps of this size, so that a loop of tiny
+ * temporaries does not call lua_gc on every op. */
+#define MML_REPORT_BYTES (64 * 1024)
+
+mm_ctx *mml_ctx(lua_State *L) {
+  return ((mml_ctx_box *)lua_touserdata(L, lua_upvalueindex(1)))->ctx;
+}
+
+int mml_error(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap); /* no position prefix: messages start with "moonml." */
+  va_end(ap);
+  return lua_error(L);
+}
+
+int mml_core_error(lua_State *L) { return mml_error(L, "%s", mm_ctx_error(mml_ctx(L))); }
+
+void mml_check_status(lua_State *L, int status) {
+  if (status != 0)
+    mml_core_error(L);
+}
+
+const char *mml_typename(lua_State *L, int idx) {
+  if (mml_test_tensor(L, idx))
+    return "tensor";
+  return luaL_typename(L, idx);
+}
+
+mm_tensor *mml_test_tensor(lua_State *L, int idx) {
+  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  return b ? b->t : NULL;
+}
+
+mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn) {
+  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  if (!b)
+    mml_error(L, "moonml.%s: expected a tensor as argument %d, got %s", fn, idx,
+              luaL_typename(L, idx));
+  if (!b->t)
+    mml_error(L, "moonml.%s: argument %d is a closed tensor", fn, idx);
+  return b->t;
+}
+
+mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
+  if (!t)
+    mml_core_error(L);
+  mml_tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  b->t = t;
+  luaL_setmetatable(L, MML_TENSOR_MT);
+  mml_ctx_box *cb = lua_touserdata(L, lua_upvalueindex(1));
+  cb->unreported += mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
+  if (cb->unreported >= MML_REPORT_BYTES) {
+    int kb = (int)(cb->unreported / 1024);
+    cb->unreported -= (size_t)kb * 1024;
+    lua_gc(L, LUA_GCSTEP, kb);
+  }
+  return t;
+}
+
+int64_t mml_check_integer(lua_State *L, int idx, const char *fn, const char *what) {
+  int isnum = 0;
+  lua_Integer v = lua_tointegerx(L, idx, &isnum);
+  if (!isnum) {
+    if (lua_type(L, idx) == LUA_TNUMBER)
+      mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what,
+                lua_tostring(L, idx));
+    mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what, mml_typename(L, idx));
+  }
+  return (int64_t)v;
+}
+
+double mml_check_number(lua_State *L, int idx, const char *fn, const char *what) {
+  int isnum = 0;
+  lua_Number v = lua_tonumberx(L, idx, &isnum);
+  if (!isnum || lua_type(L, idx) != LUA_TNUMBER)
+    mml_error(L, "moonml.%s: %s must be a number, got %s", fn, what, mml_typename(L, idx));
+  return (double)v;
+}
+
+int mml_check_dim(lua_State *L, int idx, const char *fn, int ndim) {
+  int64_t d = mml_check_integer(L, idx, fn, "dim");
+  int n = ndim > 0 ? ndim : 1;
+  if (d == 0 || d > n || d < -n)
+    mml_error(L, "moonml.%s: dim %d out of range for a %d-D tensor", fn, (int)d, ndim);
+  return (int)(d > 0 ? d - 1 : d + n);
+}
+
+int mml_opt_dim(lua_State *L, int idx, const char *fn, int ndim, int def) {
+  if (lua_isnoneornil(L, idx))
+    return def;
+  return mml_check_dim(L, idx, fn, ndim);
+}
+
+int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *next) {
+  int n = 0;
+  if (lua_istable(L, idx) && !mml_test_tensor(L, idx)) {
+    int len = (int)luaL_len(L, idx);
+    if (len > MM_MAX_DIMS)
+      mml_error(L, "moonml.%s: %d dimensions given, at most %d supported", fn, len,
+                MM_MAX_DIMS);
+    for (int i = 1; i <= len; i++) {
+      lua_rawgeti(L, idx, i);
+      shape[n++] = mml_check_integer(L, -1, fn, "size");
+      lua_pop(L, 1);
+    }
+    *next = idx + 1;
+  } else {
+    while (lua_type(L, idx + n) == LUA_TNUMBER) {
+      if (n == MM_MAX_DIMS)
+        mml_error(L, "moonml.%s: at most %d dimensions are supported", fn, MM_MAX_DIMS);
+      shape[n] = mml_check_integer(L, idx + n, fn, "size");
+      n++;
+    }
+    if (n == 0 && !lua_isnoneornil(L, idx) && !lua_istable(L, idx))
+      mml_error(L, "moonml.%s: expected sizes or a table of sizes, got %s", fn,
+                mml_typename(L, idx));
+    *next = idx + n;
+  }
+  for (int d = 0; d < n; d++)
+    if (shape[d] < 0)
+      mml_error(L, "moonml.%s: negative size %d in dimension %d", fn, (int)shape[d], d + 1);
+  return n;
+}
+
+mm_dtype mml_check_dtype(lua_State *L, int idx, const char *fn, mm_dtype def) {
+  if (lua_isnoneornil(L, idx))
+    return def;
+  if (lua_type(L, idx) != LUA_TSTRING)
+    mml_error(L, "moonml.%s: dtype must be a string, got %s", fn, mml_typename(L, idx));
+  mm_dtype dt;
+  if (mm_dtype_from_name(lua_tostring(L, idx), &dt) != 0)
+    mml_error(L, "moonml.%s: unknown dtype '%s' (float32, int64, bool or float64)", fn,
+              lua_tostring(L, idx));
+  return dt;
+}
+
+mm_dtype mml_opt_dtype(lua_State *L, int idx, const char *fn, mm_dtype def,
+                       const char *const *extra) {
+  if (lua_isnoneornil(L, idx))
+    return def;
+  if (lua_type(L, idx) == LUA_TSTRING) /* shorthand: ml.tensor(t, "int64") */
+    return mml_check_dtype(L, idx, fn, def);
+  if (!lua_istable(L, idx))
+    mml_error(L, "moonml.%s: options must be a table, got %s", fn, mml_typename(L, idx));
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    bool known = lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "dtype") == 0;
+    for (int i = 0; extra && extra[i] && !known; i++)
+      known = lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), extra[i]) == 0;
+    if (!known) {
+      lua_pushvalue(L, -2);
+      mml_error(L, "moonml.%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, idx, "dtype");
+  mm_dtype dt = mml_check_dtype(L, -1, fn, def);
+  lua_pop(L, 1);
+  return dt;
+}
+
+void mml_register(lua_State *L, const mml_open_state *st, int table, const luaL_Reg *regs) {
+  for (; regs->name; regs++) {
+    lua_pushvalue(L, st->ctxbox);
+    lua_pushcclosure(L, regs->func, 1);
+    lua_setfield(L, table, regs->name);
+  }
+}
+
+/* ------------------------------------------------------------------ context */
+
+static int ctx_gc(lua_State *L) {
+  mml_ctx_box *b = lua_touserdata(L, 1);
+  if (b->ctx) {
+    mm_ctx_release(b->ctx); /* storages still alive keep it until they go */
+    b->ctx = NULL;
+  }
+  return 0;
+}
+
+int luaopen_moonml_core(lua_State *L);
+
+MM_API int luaopen_moonml_core(lua_State *L) {
+  lua_settop(L, 0);
+  mml_open_state st = {1, 2, 3};
+  lua_newtable(L); /* module */
+  lua_newtable(L); /* methods */
+  mml_ctx_box *cb = lua_newuserdatauv(L, sizeof *cb, 0);
+  cb->ctx = mm_ctx_new();
+  cb->unreported = 0;
+  if (!cb->ctx)
+    return luaL_error(L, "moonml: out of memory creating the context");
+  lua_newtable(L);
+  lua_pushcfunction(L, ctx_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, st.ctxbox);
+
+  mml_open_tensor(L, &st); /* creates the tensor metatable */
+  mml_open_elementwise(L, &st);
+  mml_open_reduce(L, &st);
+  mml_open_linalg(L, &st);
+
+  lua_pushvalue(L, st.methods);
+  lua_setfield(L, st.module, "methods");
+  luaL_getmetatable(L, MML_TENSOR_MT);
+  lua_setfield(L, st.module, "Tensor");
+  lua_pushliteral(L, MM_VERSION);
+  lua_setfield(L, st.module, "_VERSION");
+  lua_settop(L, st.module);
+  return 1;
+}

@@ -1,0 +1,273 @@
+/*
+ * moonml.h -- the one public C header of moonml's core.
+ *
+ * The core knows nothing of Lua: an embedding host, a C user or the Lua binding
+ * (src/lua/) all call the same functions. Every call takes an mm_ctx, which holds
+ * what a Lua state would otherwise keep as globals: the random generator, the last
+ * error message and the cache of large buffers.
+ *
+ * Conventions:
+ *  - Functions that make a tensor return a new reference, or NULL on error; the
+ *    message is then in mm_ctx_error(ctx). Functions returning int return 0 on
+ *    success and -1 on error. The core never aborts or exits.
+ *  - Dimensions and indices are 0-based here; the Lua binding converts from Lua's
+ *    1-based counting. Negative dimensions are resolved by the caller
+ *    (mm_wrap_dim helps).
+ *  - Error messages start with "moonml.<name>:" where <name> is the op name passed in
+ *    or the op's own name.
+ *
+ * Example (error checks shortened):
+ *
+ *   mm_ctx *ctx = mm_ctx_new();
+ *   int64_t shape[2] = {2, 3};
+ *   mm_tensor *a = mm_full(ctx, MM_FLOAT32, 2, shape, 1.5);
+ *   mm_tensor *b = mm_arange(ctx, MM_FLOAT32, 0, 2, 1);     // 0, 1, 2
+ *   mm_tensor *c = mm_binary(ctx, MM_OP_ADD, a, b);          // broadcast: 2x3
+ *   if (!c) fprintf(stderr, "%s\n", mm_ctx_error(ctx));
+ *   printf("%g\n", mm_get_double(c, (int64_t[]){1, 2}));      // 3.5
+ *   mm_release(a); mm_release(b); mm_release(c);
+ *   mm_ctx_release(ctx);
+ */
+#ifndef MOONML_H
+#define MOONML_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define MM_API __declspec(dllexport)
+#else
+#define MM_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MM_VERSION "0.1.0"
+#define MM_MAX_DIMS 8
+
+/* ---------------------------------------------------------------- dtypes */
+
+typedef enum mm_dtype {
+  MM_FLOAT32 = 0, /* the compute type and the default */
+  MM_INT64,       /* ids, targets, indices */
+  MM_BOOL,        /* masks; comparisons return it; stored as one byte 0/1 */
+  MM_FLOAT64,
+  MM_DTYPE_COUNT
+} mm_dtype;
+
+MM_API const char *mm_dtype_name(mm_dtype dt); /* "float32", "int64", ... */
+MM_API int mm_dtype_from_name(const char *name, mm_dtype *out); /* 0 ok, -1 unknown */
+MM_API size_t mm_dtype_size(mm_dtype dt);
+MM_API bool mm_dtype_is_float(mm_dtype dt);
+/* PyTorch's promotion between two tensor dtypes of the same "dimension category" */
+MM_API mm_dtype mm_promote(mm_dtype a, mm_dtype b);
+
+/* ---------------------------------------------------------------- context */
+
+typedef struct mm_ctx mm_ctx;
+
+MM_API mm_ctx *mm_ctx_new(void);
+MM_API void mm_ctx_retain(mm_ctx *ctx);
+MM_API void mm_ctx_release(mm_ctx *ctx); /* freed once every storage made in it is gone */
+MM_API const char *mm_ctx_error(const mm_ctx *ctx);
+/* Formats the error message; returns -1 so that `return mm_fail(...)` reads well. */
+MM_API int mm_fail(mm_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Bytes of tensor storage allocated since the last call (the binding reports them to
+ * the Lua collector so that it sees native memory). */
+MM_API size_t mm_ctx_take_allocated(mm_ctx *ctx);
+/* Bytes of storage currently alive in this context. */
+MM_API size_t mm_ctx_live_bytes(const mm_ctx *ctx);
+/* Largest total size of freed large buffers kept for reuse (default 256 MiB). */
+MM_API void mm_ctx_set_cache_limit(mm_ctx *ctx, size_t bytes);
+MM_API void mm_ctx_clear_cache(mm_ctx *ctx);
+
+/* Process-wide thread count: OpenBLAS's pool and moonml's own loops together. */
+MM_API void mm_set_num_threads(int n);
+MM_API int mm_get_num_threads(void);
+
+/* ---------------------------------------------------------------- random */
+
+MM_API void mm_manual_seed(mm_ctx *ctx, uint64_t seed);
+MM_API uint64_t mm_random_u64(mm_ctx *ctx);
+MM_API double mm_random_uniform(mm_ctx *ctx); /* [0, 1) with 53 random bits */
+MM_API double mm_random_normal(mm_ctx *ctx);  /* standard normal */
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef struct mm_storage mm_storage;
+
+/* A refcounted storage plus a view. Shape and strides live inside the struct, so a
+ * view never allocates its shape. Strides and offset count elements. */
+typedef struct mm_tensor {
+  int refcount;
+  mm_dtype dtype;
+  int ndim; /* 0 for a scalar (0-d) tensor */
+  int64_t shape[MM_MAX_DIMS];
+  int64_t stride[MM_MAX_DIMS];
+  int64_t offset;
+  mm_storage *storage;
+} mm_tensor;
+
+MM_API void mm_retain(mm_tensor *t);
+MM_API void mm_release(mm_tensor *t); /* NULL is allowed */
+
+MM_API int64_t mm_numel(const mm_tensor *t);
+MM_API bool mm_is_contiguous(const mm_tensor *t);
+/* Pointer to the first element of the view (storage data + offset). */
+MM_API void *mm_data(const mm_tensor *t);
+MM_API int64_t mm_storage_numel(const mm_tensor *t);
+MM_API bool mm_same_storage(const mm_tensor *a, const mm_tensor *b);
+/* Resolves a possibly negative 0-based dim against ndim; -1 on error (message set). */
+MM_API int mm_wrap_dim(mm_ctx *ctx, const char *op, int64_t dim, int ndim);
+
+/* creation */
+MM_API mm_tensor *mm_empty(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
+MM_API mm_tensor *mm_zeros(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
+MM_API mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                          double value);
+/* start, start+step, ... up to and including end (when reached exactly) */
+MM_API mm_tensor *mm_arange(mm_ctx *ctx, mm_dtype dt, double start, double end, double step);
+MM_API mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end,
+                              int64_t steps);
+MM_API mm_tensor *mm_eye(mm_ctx *ctx, mm_dtype dt, int64_t n, int64_t m);
+MM_API mm_tensor *mm_rand(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
+MM_API mm_tensor *mm_randn(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
+/* integers drawn uniformly from [low, high], both ends included */
+MM_API mm_tensor *mm_randint(mm_ctx *ctx, mm_dtype dt, int64_t low, int64_t high, int ndim,
+                             const int64_t *shape);
+/* Copies `count` elements of type dt from a C buffer into a new contiguous tensor. */
+MM_API mm_tensor *mm_from_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                                 const void *data, size_t nbytes);
+
+/* element access; idx holds ndim 0-based indices (already checked by the caller) */
+MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
+MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
+MM_API void mm_set_double(mm_tensor *t, const int64_t *idx, double v);
+MM_API void mm_set_int64(mm_tensor *t, const int64_t *idx, int64_t v);
+
+/* views: share storage, never copy data */
+MM_API mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
+/* reshape: a view when the strides allow it, else a contiguous copy. -1 in shape infers */
+MM_API mm_tensor *mm_reshape(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
+MM_API mm_tensor *mm_flatten(mm_ctx *ctx, const mm_tensor *t, int start_dim, int end_dim);
+MM_API mm_tensor *mm_squeeze(mm_ctx *ctx, const mm_tensor *t, int dim); /* dim<0: all */
+MM_API mm_tensor *mm_unsqueeze(mm_ctx *ctx, const mm_tensor *t, int dim);
+MM_API mm_tensor *mm_permute(mm_ctx *ctx, const mm_tensor *t, const int *dims);
+MM_API mm_tensor *mm_transpose(mm_ctx *ctx, const mm_tensor *t, int d0, int d1);
+MM_API mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
+MM_API mm_tensor *mm_narrow(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t start,
+                            int64_t length);
+/* elements first, first+step, ... not past last (0-based, inclusive) */
+MM_API mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first,
+                           int64_t last, int64_t step);
+MM_API mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index);
+MM_API mm_tensor *mm_alias(mm_ctx *ctx, const mm_tensor *t); /* a new view of the same */
+
+/* copies */
+MM_API mm_tensor *mm_contiguous(mm_ctx *ctx, const mm_tensor *t); /* t itself (retained) if so */
+MM_API mm_tensor *mm_clone(mm_ctx *ctx, const mm_tensor *t);
+MM_API mm_tensor *mm_to_dtype(mm_ctx *ctx, const mm_tensor *t, mm_dtype dt);
+/* dst <- src, src broadcast to dst's shape, converted to dst's dtype */
+MM_API int mm_copy_(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src);
+MM_API int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value);
+
+/* Broadcast shape of a and b (PyTorch rules); -1 with a message naming op if they clash. */
+MM_API int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
+                              const int64_t *sb, int *nout, int64_t *out);
+
+/* ---------------------------------------------------------------- element-wise */
+
+typedef enum mm_binary_op {
+  MM_OP_ADD = 0,
+  MM_OP_SUB,
+  MM_OP_MUL,
+  MM_OP_DIV, /* true division: integer inputs give float32 */
+  MM_OP_POW,
+  MM_OP_EQ, /* comparisons give bool */
+  MM_OP_NE,
+  MM_OP_LT,
+  MM_OP_LE,
+  MM_OP_GT,
+  MM_OP_GE,
+  MM_BINARY_OP_COUNT
+} mm_binary_op;
+
+typedef enum mm_unary_op {
+  MM_OP_NEG = 0,
+  MM_OP_ABS,
+  MM_OP_EXP,
+  MM_OP_LOG,
+  MM_OP_SQRT,
+  MM_OP_TANH,
+  MM_OP_SIGMOID,
+  MM_OP_RELU,
+  MM_UNARY_OP_COUNT
+} mm_unary_op;
+
+MM_API const char *mm_binary_op_name(mm_binary_op op); /* "add", "sub", ... */
+MM_API const char *mm_unary_op_name(mm_unary_op op);
+
+/* A Lua number or C scalar taking part in an op: it does not raise the tensor's dtype
+ * category beyond what PyTorch's "wrapped number" rule allows (int64 tensor + 1.5 is
+ * float32, float32 tensor + 2 stays float32). */
+typedef struct mm_scalar {
+  double value;
+  bool is_integer;
+} mm_scalar;
+
+MM_API mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
+                            const mm_tensor *b);
+MM_API mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
+                                   mm_scalar b, bool scalar_first);
+/* in place: a <- a op b; b broadcasts to a's shape; the result must fit a's dtype */
+MM_API int mm_binary_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b);
+MM_API int mm_binary_scalar_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, mm_scalar b);
+MM_API mm_tensor *mm_unary(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a);
+MM_API int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a);
+/* true when every pair satisfies |a - b| <= atol + rtol * |b| (NaN equal when equal_nan) */
+MM_API int mm_allclose(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b, double rtol,
+                       double atol, bool equal_nan, bool *result);
+
+/* ---------------------------------------------------------------- reductions */
+
+typedef enum mm_reduce_op {
+  MM_RED_SUM = 0,
+  MM_RED_MEAN,
+  MM_RED_MAX,
+  MM_RED_MIN,
+  MM_RED_ARGMAX,
+  MM_RED_ARGMIN,
+  MM_REDUCE_OP_COUNT
+} mm_reduce_op;
+
+/* Over all elements: a 0-d tensor (arg* give the 0-based flat index as int64). */
+MM_API mm_tensor *mm_reduce_all(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a);
+/* Over one dim; for MAX/MIN, *indices (if not NULL) receives the 0-based int64 positions. */
+MM_API mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, int dim,
+                                bool keepdim, mm_tensor **indices);
+MM_API mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
+MM_API mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- linear algebra */
+
+/* PyTorch's torch.matmul rules for 1-D, 2-D and batched (broadcast) operands. */
+MM_API mm_tensor *mm_matmul(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_dot(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_mv(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *x);
+MM_API mm_tensor *mm_mm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+/* beta * c + alpha * (a @ b), c broadcast to the product's shape */
+MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a,
+                           const mm_tensor *b, double beta, double alpha);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MOONML_H */
