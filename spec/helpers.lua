@@ -89,7 +89,8 @@ function helpers.assert_error(prefix, fragment, fn, ...)
   err = tostring(err)
   assert(err:sub(1, #prefix) == prefix, "error '" .. err .. "' does not start with " .. prefix)
   if fragment then
-    assert(err:find(fragment, 1, true), "error '" .. err .. "' does not mention '" .. fragment .. "'")
+    assert(err:find(fragment, 1, true),
+      "error '" .. err .. "' does not mention '" .. fragment .. "'")
   end
   return err
 end

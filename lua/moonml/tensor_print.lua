@@ -61,7 +61,8 @@ local function float_formatter(values)
       return "-inf"
     end
   end
-  if maxabs >= 1e8 or (minabs < 1e-4 and minabs < math.huge) or (maxabs / minabs > 1000 and not all_int and minabs < 1) then
+  local wide = maxabs / minabs > 1000 and not all_int and minabs < 1
+  if maxabs >= 1e8 or (minabs < 1e-4 and minabs < math.huge) or wide then
     return function(v)
       return special(v) or string.format("%.4e", v)
     end
