@@ -181,13 +181,12 @@ DEFINE_DIRECT_GEMV(direct_gemv_i64, int64_t)
  * a and b are their last two and their batch dims broadcast to the batch shape. */
 typedef struct {
   mm_dtype dt;
-  size_t esize;
   int nb;
   int64_t bshape[MM_MAX_DIMS];
   int64_t ast[MM_MAX_DIMS], bst[MM_MAX_DIMS]; /* per batch dim, elements; 0 = broadcast */
   int64_t nbatch, n, k, p;
-  const char *a, *b; /* first elements */
-  char *c;
+  const void *a, *b; /* first elements */
+  void *c;
   int64_t ars, acs, brs, bcs;
   double alpha, beta;
   bool use_beta;
@@ -283,7 +282,6 @@ static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb,
                      double alpha, double beta, bool use_beta) {
   gemm_job j;
   j.dt = a->dtype;
-  j.esize = mm_dtype_size(a->dtype);
   j.nb = nb;
   j.n = a->shape[a->ndim - 2];
   j.k = a->shape[a->ndim - 1];
@@ -354,15 +352,15 @@ static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb,
     for (int64_t t = 0; t < j.nbatch; t++) {
       int64_t oa, ob;
       batch_offsets(&j, t, &oa, &ob);
-      char *c = j.c + (size_t)(t * j.n * j.p) * j.esize;
+      int64_t oc = t * j.n * j.p;
       if (j.dt == MM_FLOAT32)
         cblas_sgemm(CblasRowMajor, ta, tb, (int)j.n, (int)j.p, (int)j.k, (float)alpha,
                     (const float *)j.a + oa, lda, (const float *)j.b + ob, ldb,
-                    use_beta ? (float)beta : 0.0f, (float *)c, (int)j.p);
+                    use_beta ? (float)beta : 0.0f, (float *)j.c + oc, (int)j.p);
       else
         cblas_dgemm(CblasRowMajor, ta, tb, (int)j.n, (int)j.p, (int)j.k, alpha,
                     (const double *)j.a + oa, lda, (const double *)j.b + ob, ldb,
-                    use_beta ? beta : 0.0, (double *)c, (int)j.p);
+                    use_beta ? beta : 0.0, (double *)j.c + oc, (int)j.p);
     }
   }
   mm_release(ac);
@@ -384,7 +382,7 @@ static int gemv_into(mm_ctx *ctx, const char *op, mm_tensor *y, const mm_tensor 
   }
   mm_dtype dt = m->dtype;
   if (dt == MM_INT64 || n * k <= MM_GEMV_DIRECT_MAX) {
-    const char *mp = mm_data(m), *xp = mm_data(x);
+    const void *mp = mm_data(m), *xp = mm_data(x);
     switch (dt) {
     case MM_FLOAT32:
       direct_gemv_f32(n, k, (const float *)mp, m->stride[0], m->stride[1], (const float *)xp,
@@ -459,38 +457,26 @@ static mm_tensor *dot_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
   if (!r)
     return NULL;
   bool blas = fits_int(n) && sa >= 0 && sb >= 0 && fits_int(sa) && fits_int(sb);
-  switch (a->dtype) {
-  case MM_FLOAT32: {
-    const float *x = mm_data(a), *y = mm_data(b);
-    float acc = 0;
-    if (blas)
-      acc = n ? cblas_sdot((int)n, x, (int)sa, y, (int)sb) : 0.0f;
-    else
-      for (int64_t i = 0; i < n; i++)
-        acc += x[i * sa] * y[i * sb];
-    *(float *)mm_data(r) = acc;
-    break;
-  }
-  case MM_FLOAT64: {
-    const double *x = mm_data(a), *y = mm_data(b);
-    double acc = 0;
-    if (blas)
-      acc = n ? cblas_ddot((int)n, x, (int)sa, y, (int)sb) : 0.0;
-    else
-      for (int64_t i = 0; i < n; i++)
-        acc += x[i * sa] * y[i * sb];
-    *(double *)mm_data(r) = acc;
-    break;
-  }
-  default: {
-    const int64_t *x = mm_data(a), *y = mm_data(b);
-    int64_t acc = 0;
-    for (int64_t i = 0; i < n; i++)
-      acc += x[i * sa] * y[i * sb];
-    *(int64_t *)mm_data(r) = acc;
-    break;
-  }
-  }
+/* the loop for int64, and for floats whose strides do not fit BLAS's int */
+#define DOT_LOOP(T)                                                                        \
+  do {                                                                                     \
+    const T *x = mm_data(a), *y = mm_data(b);                                              \
+    T acc = 0;                                                                             \
+    for (int64_t i = 0; i < n; i++)                                                        \
+      acc += x[i * sa] * y[i * sb];                                                        \
+    *(T *)mm_data(r) = acc;                                                                \
+  } while (0)
+  if (a->dtype == MM_FLOAT32 && blas)
+    *(float *)mm_data(r) = n ? cblas_sdot((int)n, mm_data(a), (int)sa, mm_data(b), (int)sb) : 0;
+  else if (a->dtype == MM_FLOAT64 && blas)
+    *(double *)mm_data(r) = n ? cblas_ddot((int)n, mm_data(a), (int)sa, mm_data(b), (int)sb) : 0;
+  else if (a->dtype == MM_FLOAT32)
+    DOT_LOOP(float);
+  else if (a->dtype == MM_FLOAT64)
+    DOT_LOOP(double);
+  else
+    DOT_LOOP(int64_t);
+#undef DOT_LOOP
   return r;
 }
 
@@ -645,7 +631,7 @@ static mm_tensor *matmul_batched(mm_ctx *ctx, const mm_tensor *a, const mm_tenso
   /* broadcast the batch dims */
   int na = a2.ndim - 2, nbd = b2.ndim - 2;
   int nb = na > nbd ? na : nbd;
-  int64_t bshape[MM_MAX_DIMS];
+  int64_t bshape[MM_MAX_DIMS] = {0};
   for (int d = 0; d < nb; d++) {
     int da = d - (nb - na), db = d - (nb - nbd);
     int64_t sa = da < 0 ? 1 : a2.shape[da], sb = db < 0 ? 1 : b2.shape[db];
