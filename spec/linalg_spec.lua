@@ -82,6 +82,14 @@ describe("linalg results", function()
     assert.are.equal(32, r:item())
   end)
 
+  it("int64 overflow wraps around as in torch", function()
+    -- torch.dot(torch.tensor([2**63 - 1, 2]), torch.tensor([2, 1])) is 0
+    local x, y = ml.tensor({ math.maxinteger, 2 }, "int64"), ml.tensor({ 2, 1 }, "int64")
+    assert.are.equal(0, x:dot(y):item())
+    assert.are.equal(0, x:reshape({ 1, 2 }):matmul(y:reshape({ 2, 1 })):item())
+    assert.are.equal(0, x:reshape({ 1, 2 }):mv(y):item())
+  end)
+
   it("int64 large enough to split over threads matches the float64 BLAS product", function()
     ml.manual_seed(7)
     local a = ml.randint(-5, 5, { 600, 32 })

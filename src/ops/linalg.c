@@ -103,11 +103,14 @@ static mm_tensor header(const mm_tensor *t, int ndim, const int64_t *shape,
 
 /* ------------------------------------------------------------------ direct loops */
 
+/* Integer loops compute in uint64_t (A below), so that overflow wraps as in PyTorch
+ * instead of being undefined; for floats A is T. */
+
 /* c[i, j] = alpha * (a[i, :] . b[:, j]) + (use_beta ? beta * c[i, j] : 0) for rows
  * [0, n); c's rows are ldc apart and contiguous; strides count elements. Dot-product
  * order: for tiny products it beats the row-update order below (4x4x4 in C: 22 ns
  * against 48 ns, sgemm 61 ns). */
-#define DEFINE_SMALL_GEMM(NAME, T)                                                         \
+#define DEFINE_SMALL_GEMM(NAME, T, A)                                                      \
   static void NAME(int64_t n, int64_t k, int64_t p, T alpha, const T *a, int64_t ars,      \
                    int64_t acs, const T *b, int64_t brs, int64_t bcs, T beta,              \
                    bool use_beta, T *c, int64_t ldc) {                                     \
@@ -116,17 +119,17 @@ static mm_tensor header(const mm_tensor *t, int ndim, const int64_t *shape,
       T *ci = c + i * ldc;                                                                 \
       for (int64_t j = 0; j < p; j++) {                                                    \
         const T *bj = b + j * bcs;                                                         \
-        T acc = 0;                                                                         \
+        A acc = 0;                                                                         \
         for (int64_t l = 0; l < k; l++)                                                    \
-          acc += ai[l * acs] * bj[l * brs];                                                \
-        ci[j] = use_beta ? alpha * acc + beta * ci[j] : alpha * acc;                       \
+          acc += (A)ai[l * acs] * (A)bj[l * brs];                                          \
+        ci[j] = (T)(use_beta ? (A)alpha * acc + (A)beta * (A)ci[j] : (A)alpha * acc);      \
       }                                                                                    \
     }                                                                                      \
   }
 
-DEFINE_SMALL_GEMM(small_gemm_f32, float)
-DEFINE_SMALL_GEMM(small_gemm_f64, double)
-DEFINE_SMALL_GEMM(small_gemm_i64, int64_t)
+DEFINE_SMALL_GEMM(small_gemm_f32, float, float)
+DEFINE_SMALL_GEMM(small_gemm_f64, double, double)
+DEFINE_SMALL_GEMM(small_gemm_i64, int64_t, uint64_t)
 
 /* The same for larger int64 products, in row-update order: the inner loop runs along a
  * row of b and of c, which vectorises when b's rows are contiguous. */
@@ -138,42 +141,42 @@ static void rows_gemm_i64(int64_t n, int64_t k, int64_t p, int64_t alpha,
     int64_t *restrict ci = c + i * ldc;
     const int64_t *ai = a + i * ars;
     for (int64_t j = 0; j < p; j++)
-      ci[j] = use_beta ? beta * ci[j] : 0;
+      ci[j] = use_beta ? (int64_t)((uint64_t)beta * (uint64_t)ci[j]) : 0;
     for (int64_t l = 0; l < k; l++) {
-      int64_t av = alpha * ai[l * acs];
+      uint64_t av = (uint64_t)alpha * (uint64_t)ai[l * acs];
       const int64_t *restrict bl = b + l * brs;
       if (bcs == 1) {
         for (int64_t j = 0; j < p; j++)
-          ci[j] += av * bl[j];
+          ci[j] = (int64_t)((uint64_t)ci[j] + av * (uint64_t)bl[j]);
       } else {
         for (int64_t j = 0; j < p; j++)
-          ci[j] += av * bl[j * bcs];
+          ci[j] = (int64_t)((uint64_t)ci[j] + av * (uint64_t)bl[j * bcs]);
       }
     }
   }
 }
 
 /* y[i] = sum_l m[i, l] * x[l] for rows [0, n); y contiguous. */
-#define DEFINE_DIRECT_GEMV(NAME, T)                                                        \
+#define DEFINE_DIRECT_GEMV(NAME, T, A)                                                     \
   static void NAME(int64_t n, int64_t k, const T *m, int64_t rs, int64_t cs, const T *x,   \
                    int64_t incx, T *y) {                                                   \
     for (int64_t i = 0; i < n; i++) {                                                      \
       const T *mi = m + i * rs;                                                            \
-      T acc = 0;                                                                           \
+      A acc = 0;                                                                           \
       if (cs == 1 && incx == 1) {                                                          \
         for (int64_t l = 0; l < k; l++)                                                    \
-          acc += mi[l] * x[l];                                                             \
+          acc += (A)mi[l] * (A)x[l];                                                       \
       } else {                                                                             \
         for (int64_t l = 0; l < k; l++)                                                    \
-          acc += mi[l * cs] * x[l * incx];                                                 \
+          acc += (A)mi[l * cs] * (A)x[l * incx];                                           \
       }                                                                                    \
-      y[i] = acc;                                                                          \
+      y[i] = (T)acc;                                                                       \
     }                                                                                      \
   }
 
-DEFINE_DIRECT_GEMV(direct_gemv_f32, float)
-DEFINE_DIRECT_GEMV(direct_gemv_f64, double)
-DEFINE_DIRECT_GEMV(direct_gemv_i64, int64_t)
+DEFINE_DIRECT_GEMV(direct_gemv_f32, float, float)
+DEFINE_DIRECT_GEMV(direct_gemv_f64, double, double)
+DEFINE_DIRECT_GEMV(direct_gemv_i64, int64_t, uint64_t)
 
 /* ------------------------------------------------------------------ batched GEMM */
 
@@ -270,7 +273,7 @@ static void scale_out(mm_tensor *out, double beta, bool use_beta) {
     break;
   default:
     for (int64_t i = 0; i < n; i++)
-      ((int64_t *)d)[i] *= (int64_t)beta;
+      ((int64_t *)d)[i] = (int64_t)((uint64_t)((int64_t *)d)[i] * (uint64_t)(int64_t)beta);
     break;
   }
 }
@@ -458,24 +461,24 @@ static mm_tensor *dot_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
     return NULL;
   bool blas = fits_int(n) && sa >= 0 && sb >= 0 && fits_int(sa) && fits_int(sb);
 /* the loop for int64, and for floats whose strides do not fit BLAS's int */
-#define DOT_LOOP(T)                                                                        \
+#define DOT_LOOP(T, A)                                                                     \
   do {                                                                                     \
     const T *x = mm_data(a), *y = mm_data(b);                                              \
-    T acc = 0;                                                                             \
+    A acc = 0;                                                                             \
     for (int64_t i = 0; i < n; i++)                                                        \
-      acc += x[i * sa] * y[i * sb];                                                        \
-    *(T *)mm_data(r) = acc;                                                                \
+      acc += (A)x[i * sa] * (A)y[i * sb];                                                  \
+    *(T *)mm_data(r) = (T)acc;                                                             \
   } while (0)
   if (a->dtype == MM_FLOAT32 && blas)
     *(float *)mm_data(r) = n ? cblas_sdot((int)n, mm_data(a), (int)sa, mm_data(b), (int)sb) : 0;
   else if (a->dtype == MM_FLOAT64 && blas)
     *(double *)mm_data(r) = n ? cblas_ddot((int)n, mm_data(a), (int)sa, mm_data(b), (int)sb) : 0;
   else if (a->dtype == MM_FLOAT32)
-    DOT_LOOP(float);
+    DOT_LOOP(float, float);
   else if (a->dtype == MM_FLOAT64)
-    DOT_LOOP(double);
+    DOT_LOOP(double, double);
   else
-    DOT_LOOP(int64_t);
+    DOT_LOOP(int64_t, uint64_t);
 #undef DOT_LOOP
   return r;
 }
