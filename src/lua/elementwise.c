@@ -13,9 +13,11 @@ static mm_tensor *check_operand(lua_State *L, int idx, const char *fn, mm_scalar
     return NULL;
   }
   mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
-  if (!b)
+  if (!b) {
     mml_error(L, "moonml.%s: expected a tensor or a number as argument %d, got %s", fn, idx,
               luaL_typename(L, idx));
+    return NULL; /* not reached: mml_error raises */
+  }
   if (!b->t)
     mml_error(L, "moonml.%s: argument %d is a closed tensor", fn, idx);
   return b->t;

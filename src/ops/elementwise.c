@@ -288,6 +288,8 @@ static bool can_cast(mm_dtype from, mm_dtype to) {
   return true;
 }
 
+static const char *article(mm_dtype dt) { return dt == MM_INT64 ? "an" : "a"; }
+
 static int64_t to_int64(double v) {
   if (isnan(v))
     return 0;
@@ -395,6 +397,20 @@ static bool must_copy_other(const mm_tensor *self, const mm_tensor *b) {
   return lo1 < hi2 && lo2 < hi1;
 }
 
+/* mm_empty, with errors (size too large, out of memory) naming the op */
+static mm_tensor *new_tensor(mm_ctx *ctx, const char *name, mm_dtype dt, int ndim,
+                             const int64_t *shape) {
+  int64_t n = mm_shape_numel(ctx, name, ndim, shape, dt);
+  if (n < 0)
+    return NULL;
+  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_dtype_size(dt), name);
+  if (!s)
+    return NULL;
+  mm_tensor *t = mm_tensor_wrap(s, dt, ndim, shape);
+  mm_storage_release(s);
+  return t;
+}
+
 /* Runs fn over tensors of one shape: straight on the data when each operand is dense or a
  * broadcast scalar and the work is small, through mm_iter (coalescing, threads) otherwise. */
 static void run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, kparam *kp) {
@@ -463,8 +479,8 @@ static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
   if (op >= MM_OP_EQ)
     R = MM_BOOL;
   if (c->has_alpha && !mm_dtype_is_float(R) && !scalar_is_int(c->alpha))
-    return mm_fail(ctx, "moonml.%s: alpha must be an integer for a %s result", name,
-                   mm_dtype_name(R));
+    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name,
+                   article(R), mm_dtype_name(R));
 
   /* shapes */
   int nd;
@@ -483,13 +499,11 @@ static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
                      name, mm_shape_str(s1, sizeof s1, self->ndim, self->shape),
                      mm_shape_str(s2, sizeof s2, nd, shape));
     if (!can_cast(R, self->dtype))
-      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in a %s tensor",
-                     name, mm_dtype_name(R), mm_dtype_name(self->dtype));
+      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
+                     name, mm_dtype_name(R), article(self->dtype), mm_dtype_name(self->dtype));
     if (internal_overlap(self))
       return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
                      "elements share memory); clone it first", name);
-  } else if (mm_shape_numel(ctx, name, nd, shape, R) < 0) {
-    return -1;
   }
 
   /* write straight into self when it has the result dtype (then it also has C) */
@@ -507,7 +521,7 @@ static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
   }
   mm_tensor *dst = self;
   if (!direct) {
-    if (!(dst = out = mm_empty(ctx, R, nd, shape)))
+    if (!(dst = out = new_tensor(ctx, name, R, nd, shape)))
       goto done;
   }
 
@@ -627,8 +641,8 @@ static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor
   mm_dtype C = to_float && !mm_dtype_is_float(a->dtype) ? MM_FLOAT32 : a->dtype;
   if (self) {
     if (!can_cast(C, self->dtype))
-      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in a %s tensor",
-                     name, mm_dtype_name(C), mm_dtype_name(self->dtype));
+      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
+                     name, mm_dtype_name(C), article(self->dtype), mm_dtype_name(self->dtype));
     if (internal_overlap(self))
       return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
                      "elements share memory); clone it first", name);
@@ -640,7 +654,7 @@ static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor
   if (a->dtype != C && !(a = ta = mm_to_dtype(ctx, a, C)))
     return -1;
   mm_tensor *dst = self;
-  if (!self && !(dst = out = mm_empty(ctx, C, a->ndim, a->shape))) {
+  if (!self && !(dst = out = new_tensor(ctx, name, C, a->ndim, a->shape))) {
     mm_release(ta);
     return -1;
   }
