@@ -264,7 +264,7 @@ describe("in place", function()
 
   it("leaves self unchanged when the result dtype does not fit", function()
     local i = ml.tensor({ 1, 2, 3 }, "int64")
-    h.assert_error("moonml.div_:", "result type float32 cannot be stored in place in a int64",
+    h.assert_error("moonml.div_:", "result type float32 cannot be stored in place in an int64 tensor",
       i.div_, i, 2)
     h.assert_error("moonml.add_:", "float32", i.add_, i, 0.5)
     h.assert_error("moonml.add_:", "float32", i.add_, i, ml.tensor({ 1, 1, 1 }))
@@ -305,7 +305,7 @@ describe("alpha", function()
     h.assert_error("moonml.sub:", "unknown option 'beta'", a.sub, a, b, { beta = 1 })
     h.assert_error("moonml.add_:", "alpha must be a number, got string", a.add_, a, b,
       { alpha = "x" })
-    h.assert_error("moonml.add:", "alpha must be an integer for a int64", ml.add,
+    h.assert_error("moonml.add:", "alpha must be an integer for an int64 result", ml.add,
       ml.tensor({ 1 }, "int64"), 1, { alpha = 0.5 })
     h.assert_error("moonml.add:", "argument 1 must be a tensor", ml.add, 1, a, { alpha = 2 })
   end)
@@ -353,10 +353,16 @@ describe("bad input", function()
     end)
   end
 
+  it("names the op when a broadcast result is too large", function()
+    local a, b = ml.zeros(1, 30000000, 1), ml.zeros(30000000, 1, 1)
+    h.assert_error("moonml.add:", "too large", function() return a + b end)
+    h.assert_error("moonml.lt:", "too large", a.lt, a, b)
+  end)
+
   it("reports a closed tensor", function()
     local c = ml.ones(2)
     do
-      local t <close> = c
+      local _ <close> = c -- closes c at the end of this block
     end
     h.assert_error("moonml.add:", "closed", function() return ml.ones(2) + c end)
     h.assert_error("moonml.exp:", "closed", ml.exp, c)
