@@ -222,6 +222,10 @@ typedef struct mm_scalar {
   bool is_integer;
 } mm_scalar;
 
+/* Broadcasting as NumPy/PyTorch. Between two tensors the result dtype follows bool < int64 <
+ * float32 < float64, a 0-d tensor counting like any other (PyTorch differs only for a 0-d
+ * float64 with a float32 tensor: float32 there, float64 here). Bool tensors cannot be
+ * subtracted or raised to a bool power; int64 ** negative scalar is an error (PyTorch). */
 MM_API mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
                             const mm_tensor *b);
 MM_API mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
@@ -229,6 +233,15 @@ MM_API mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor
 /* in place: a <- a op b; b broadcasts to a's shape; the result must fit a's dtype */
 MM_API int mm_binary_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b);
 MM_API int mm_binary_scalar_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, mm_scalar b);
+/* torch.add / torch.sub with alpha: a + alpha * b (a - alpha * b for MM_OP_SUB), b being the
+ * tensor b, or the scalar bs when b is NULL. An int64 or bool result needs an integer alpha;
+ * for a bool result alpha counts as a bool, as in PyTorch. */
+MM_API mm_tensor *mm_add_alpha(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
+                               const mm_tensor *b, mm_scalar bs, mm_scalar alpha);
+MM_API int mm_add_alpha_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b,
+                         mm_scalar bs, mm_scalar alpha);
+/* exp, log, sqrt, tanh and sigmoid of int64/bool give float32; neg, abs and relu keep the
+ * dtype and refuse bool */
 MM_API mm_tensor *mm_unary(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a);
 MM_API int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a);
 /* true when every pair satisfies |a - b| <= atol + rtol * |b| (NaN equal when equal_nan) */

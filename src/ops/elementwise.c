@@ -1,0 +1,748 @@
+/* Element-wise ops: binary arithmetic and comparisons with NumPy/PyTorch broadcasting and
+ * PyTorch's type promotion, unary math, their in-place forms, and allclose.
+ *
+ * Promotion between two tensors follows bool < int64 < float32 < float64 whatever their
+ * number of dimensions. This is a deliberate simplification of PyTorch, where a 0-d tensor
+ * raises the dtype only across categories: here a 0-d float64 tensor plus a float32 tensor
+ * gives float64 (PyTorch: float32); every other pairing of moonml's dtypes agrees.
+ * A scalar (a Lua number) follows PyTorch's wrapped-number rule: it raises only the
+ * category, to that category's default (bool tensor + 2 -> int64, int64 tensor + 2.5 ->
+ * float32, float32 tensor + 2 -> float32). Integer scalars are exact up to 2^53 (mm_scalar
+ * holds a double).
+ *
+ * Each call picks one kernel for (op, compute dtype). Kernels get byte strides and run a
+ * plain loop over contiguous data (or data against a broadcast scalar), which the compiler
+ * vectorises. An operand whose dtype differs from the compute dtype is converted first (a
+ * temporary copy); broadcast operands are header copies on the stack, never allocated. */
+#include "../core/internal.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+/* Tensors up to this many elements that need no iterator skip mm_iter entirely: the
+ * per-call cost matters for the small tensors a game touches every frame. */
+#define DIRECT_MAX ((int64_t)1 << 16)
+
+static const char *const binary_names[MM_BINARY_OP_COUNT] = {
+    "add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge"};
+static const char *const binary_names_[MM_BINARY_OP_COUNT] = {
+    "add_", "sub_", "mul_", "div_", "pow_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_"};
+static const char *const unary_names[MM_UNARY_OP_COUNT] = {
+    "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"};
+static const char *const unary_names_[MM_UNARY_OP_COUNT] = {
+    "neg_", "abs_", "exp_", "log_", "sqrt_", "tanh_", "sigmoid_", "relu_"};
+
+const char *mm_binary_op_name(mm_binary_op op) {
+  return (unsigned)op < MM_BINARY_OP_COUNT ? binary_names[op] : "?";
+}
+
+const char *mm_unary_op_name(mm_unary_op op) {
+  return (unsigned)op < MM_UNARY_OP_COUNT ? unary_names[op] : "?";
+}
+
+/* ------------------------------------------------------------------ kernels */
+
+/* Per-call constants: alpha of add-with-alpha, the exponent of pow by a scalar. */
+typedef struct {
+  float f32;
+  double f64;
+  int64_t i64;
+  uint8_t b;
+} kparam;
+
+/* int64 arithmetic wraps around as in PyTorch; unsigned arithmetic keeps it defined. */
+#define IADD(x, y) ((int64_t)((uint64_t)(x) + (uint64_t)(y)))
+#define ISUB(x, y) ((int64_t)((uint64_t)(x) - (uint64_t)(y)))
+#define IMUL(x, y) ((int64_t)((uint64_t)(x) * (uint64_t)(y)))
+
+/* PyTorch's integer power: wraps on overflow; a negative exponent gives 0 except for the
+ * bases 1 and -1. */
+static inline int64_t ipow(int64_t base, int64_t exp) {
+  if (exp < 0)
+    return base == 1 ? 1 : base == -1 ? ((exp & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, b = (uint64_t)base;
+  while (exp) {
+    if (exp & 1)
+      r *= b;
+    b *= b;
+    exp >>= 1;
+  }
+  return (int64_t)r;
+}
+
+/* out = EXPR(x, y) for operands of type TI into TO. Three dense shapes get their own plain
+ * loop (both contiguous, scalar on the right, scalar on the left); the rest is strided. */
+#define BINARY_KERNEL(name, TI, TO, EXPR)                                                 \
+  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                    \
+    const kparam *kp = arg;                                                               \
+    (void)kp;                                                                             \
+    const int64_t so = (int64_t)sizeof(TO), si = (int64_t)sizeof(TI);                     \
+    TO *o = (TO *)p[0];                                                                   \
+    const TI *pa = (const TI *)p[1], *pb = (const TI *)p[2];                              \
+    if (s[0] == so && s[1] == si && s[2] == si) {                                         \
+      for (int64_t i = 0; i < n; i++) {                                                   \
+        const TI x = pa[i], y = pb[i];                                                    \
+        o[i] = (TO)(EXPR);                                                                \
+      }                                                                                   \
+    } else if (s[0] == so && s[1] == si && s[2] == 0) {                                   \
+      const TI y = pb[0];                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                   \
+        const TI x = pa[i];                                                               \
+        o[i] = (TO)(EXPR);                                                                \
+      }                                                                                   \
+    } else if (s[0] == so && s[1] == 0 && s[2] == si) {                                   \
+      const TI x = pa[0];                                                                 \
+      for (int64_t i = 0; i < n; i++) {                                                   \
+        const TI y = pb[i];                                                               \
+        o[i] = (TO)(EXPR);                                                                \
+      }                                                                                   \
+    } else {                                                                              \
+      char *q = p[0];                                                                     \
+      const char *qa = p[1], *qb = p[2];                                                  \
+      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1], qb += s[2]) {                \
+        const TI x = *(const TI *)qa, y = *(const TI *)qb;                                \
+        *(TO *)q = (TO)(EXPR);                                                            \
+      }                                                                                   \
+    }                                                                                     \
+  }
+
+#define UNARY_KERNEL(name, TI, TO, EXPR)                                                  \
+  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                    \
+    const kparam *kp = arg;                                                               \
+    (void)kp;                                                                             \
+    if (s[0] == (int64_t)sizeof(TO) && s[1] == (int64_t)sizeof(TI)) {                     \
+      TO *o = (TO *)p[0];                                                                 \
+      const TI *pa = (const TI *)p[1];                                                    \
+      for (int64_t i = 0; i < n; i++) {                                                   \
+        const TI x = pa[i];                                                               \
+        o[i] = (TO)(EXPR);                                                                \
+      }                                                                                   \
+    } else {                                                                              \
+      char *q = p[0];                                                                     \
+      const char *qa = p[1];                                                              \
+      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1]) {                            \
+        const TI x = *(const TI *)qa;                                                     \
+        *(TO *)q = (TO)(EXPR);                                                            \
+      }                                                                                   \
+    }                                                                                     \
+  }
+
+#define COMPARE_KERNELS(sfx, T)                                                           \
+  BINARY_KERNEL(k_eq_##sfx, T, uint8_t, x == y)                                           \
+  BINARY_KERNEL(k_ne_##sfx, T, uint8_t, x != y)                                           \
+  BINARY_KERNEL(k_lt_##sfx, T, uint8_t, x < y)                                            \
+  BINARY_KERNEL(k_le_##sfx, T, uint8_t, x <= y)                                           \
+  BINARY_KERNEL(k_gt_##sfx, T, uint8_t, x > y)                                            \
+  BINARY_KERNEL(k_ge_##sfx, T, uint8_t, x >= y)
+
+BINARY_KERNEL(k_add_f32, float, float, x + y)
+BINARY_KERNEL(k_sub_f32, float, float, x - y)
+BINARY_KERNEL(k_mul_f32, float, float, x * y)
+BINARY_KERNEL(k_div_f32, float, float, x / y)
+BINARY_KERNEL(k_pow_f32, float, float, powf(x, y))
+BINARY_KERNEL(k_adda_f32, float, float, x + kp->f32 * y)
+COMPARE_KERNELS(f32, float)
+
+BINARY_KERNEL(k_add_f64, double, double, x + y)
+BINARY_KERNEL(k_sub_f64, double, double, x - y)
+BINARY_KERNEL(k_mul_f64, double, double, x * y)
+BINARY_KERNEL(k_div_f64, double, double, x / y)
+BINARY_KERNEL(k_pow_f64, double, double, pow(x, y))
+BINARY_KERNEL(k_adda_f64, double, double, x + kp->f64 * y)
+COMPARE_KERNELS(f64, double)
+
+BINARY_KERNEL(k_add_i64, int64_t, int64_t, IADD(x, y))
+BINARY_KERNEL(k_sub_i64, int64_t, int64_t, ISUB(x, y))
+BINARY_KERNEL(k_mul_i64, int64_t, int64_t, IMUL(x, y))
+BINARY_KERNEL(k_pow_i64, int64_t, int64_t, ipow(x, y))
+BINARY_KERNEL(k_adda_i64, int64_t, int64_t, IADD(x, IMUL(kp->i64, y)))
+COMPARE_KERNELS(i64, int64_t)
+
+/* bool arithmetic as PyTorch: + is or, * is and (0/1 bytes) */
+BINARY_KERNEL(k_add_b, uint8_t, uint8_t, x | y)
+BINARY_KERNEL(k_mul_b, uint8_t, uint8_t, x & y)
+BINARY_KERNEL(k_adda_b, uint8_t, uint8_t, x | (kp->b & y))
+COMPARE_KERNELS(b, uint8_t)
+
+/* index of add-with-alpha (a + alpha * b) after the public ops */
+#define OP_ADD_ALPHA MM_BINARY_OP_COUNT
+
+static const mm_inner_fn binary_kernels[MM_BINARY_OP_COUNT + 1][MM_DTYPE_COUNT] = {
+    [MM_OP_ADD] = {[MM_FLOAT32] = k_add_f32, [MM_FLOAT64] = k_add_f64, [MM_INT64] = k_add_i64,
+                   [MM_BOOL] = k_add_b},
+    [MM_OP_SUB] = {[MM_FLOAT32] = k_sub_f32, [MM_FLOAT64] = k_sub_f64, [MM_INT64] = k_sub_i64},
+    [MM_OP_MUL] = {[MM_FLOAT32] = k_mul_f32, [MM_FLOAT64] = k_mul_f64, [MM_INT64] = k_mul_i64,
+                   [MM_BOOL] = k_mul_b},
+    [MM_OP_DIV] = {[MM_FLOAT32] = k_div_f32, [MM_FLOAT64] = k_div_f64},
+    [MM_OP_POW] = {[MM_FLOAT32] = k_pow_f32, [MM_FLOAT64] = k_pow_f64, [MM_INT64] = k_pow_i64},
+    [MM_OP_EQ] = {[MM_FLOAT32] = k_eq_f32, [MM_FLOAT64] = k_eq_f64, [MM_INT64] = k_eq_i64,
+                  [MM_BOOL] = k_eq_b},
+    [MM_OP_NE] = {[MM_FLOAT32] = k_ne_f32, [MM_FLOAT64] = k_ne_f64, [MM_INT64] = k_ne_i64,
+                  [MM_BOOL] = k_ne_b},
+    [MM_OP_LT] = {[MM_FLOAT32] = k_lt_f32, [MM_FLOAT64] = k_lt_f64, [MM_INT64] = k_lt_i64,
+                  [MM_BOOL] = k_lt_b},
+    [MM_OP_LE] = {[MM_FLOAT32] = k_le_f32, [MM_FLOAT64] = k_le_f64, [MM_INT64] = k_le_i64,
+                  [MM_BOOL] = k_le_b},
+    [MM_OP_GT] = {[MM_FLOAT32] = k_gt_f32, [MM_FLOAT64] = k_gt_f64, [MM_INT64] = k_gt_i64,
+                  [MM_BOOL] = k_gt_b},
+    [MM_OP_GE] = {[MM_FLOAT32] = k_ge_f32, [MM_FLOAT64] = k_ge_f64, [MM_INT64] = k_ge_i64,
+                  [MM_BOOL] = k_ge_b},
+    [OP_ADD_ALPHA] = {[MM_FLOAT32] = k_adda_f32, [MM_FLOAT64] = k_adda_f64,
+                      [MM_INT64] = k_adda_i64, [MM_BOOL] = k_adda_b},
+};
+
+/* relu keeps NaN (NaN < 0 is false) and -0.0, as PyTorch does */
+UNARY_KERNEL(k_neg_f32, float, float, -x)
+UNARY_KERNEL(k_abs_f32, float, float, fabsf(x))
+UNARY_KERNEL(k_exp_f32, float, float, expf(x))
+UNARY_KERNEL(k_log_f32, float, float, logf(x))
+UNARY_KERNEL(k_sqrt_f32, float, float, sqrtf(x))
+UNARY_KERNEL(k_tanh_f32, float, float, tanhf(x))
+UNARY_KERNEL(k_sigmoid_f32, float, float, 1.0f / (1.0f + expf(-x)))
+UNARY_KERNEL(k_relu_f32, float, float, x < 0.0f ? 0.0f : x)
+
+UNARY_KERNEL(k_neg_f64, double, double, -x)
+UNARY_KERNEL(k_abs_f64, double, double, fabs(x))
+UNARY_KERNEL(k_exp_f64, double, double, exp(x))
+UNARY_KERNEL(k_log_f64, double, double, log(x))
+UNARY_KERNEL(k_sqrt_f64, double, double, sqrt(x))
+UNARY_KERNEL(k_tanh_f64, double, double, tanh(x))
+UNARY_KERNEL(k_sigmoid_f64, double, double, 1.0 / (1.0 + exp(-x)))
+UNARY_KERNEL(k_relu_f64, double, double, x < 0.0 ? 0.0 : x)
+
+UNARY_KERNEL(k_neg_i64, int64_t, int64_t, ISUB(0, x))
+UNARY_KERNEL(k_abs_i64, int64_t, int64_t, x < 0 ? ISUB(0, x) : x)
+UNARY_KERNEL(k_relu_i64, int64_t, int64_t, x < 0 ? 0 : x)
+
+static const mm_inner_fn unary_kernels[MM_UNARY_OP_COUNT][MM_DTYPE_COUNT] = {
+    [MM_OP_NEG] = {[MM_FLOAT32] = k_neg_f32, [MM_FLOAT64] = k_neg_f64, [MM_INT64] = k_neg_i64},
+    [MM_OP_ABS] = {[MM_FLOAT32] = k_abs_f32, [MM_FLOAT64] = k_abs_f64, [MM_INT64] = k_abs_i64},
+    [MM_OP_EXP] = {[MM_FLOAT32] = k_exp_f32, [MM_FLOAT64] = k_exp_f64},
+    [MM_OP_LOG] = {[MM_FLOAT32] = k_log_f32, [MM_FLOAT64] = k_log_f64},
+    [MM_OP_SQRT] = {[MM_FLOAT32] = k_sqrt_f32, [MM_FLOAT64] = k_sqrt_f64},
+    [MM_OP_TANH] = {[MM_FLOAT32] = k_tanh_f32, [MM_FLOAT64] = k_tanh_f64},
+    [MM_OP_SIGMOID] = {[MM_FLOAT32] = k_sigmoid_f32, [MM_FLOAT64] = k_sigmoid_f64},
+    [MM_OP_RELU] = {[MM_FLOAT32] = k_relu_f32, [MM_FLOAT64] = k_relu_f64, [MM_INT64] = k_relu_i64},
+};
+
+/* float tensor ** scalar: PyTorch replaces these exponents by cheaper exact forms (which also
+ * decide corner cases such as (-inf) ** 0.5 = nan and (-0) ** -0.5 = -inf), powf otherwise. */
+UNARY_KERNEL(k_pow2_f32, float, float, x * x)
+UNARY_KERNEL(k_pow3_f32, float, float, x * x * x)
+UNARY_KERNEL(k_powm1_f32, float, float, 1.0f / x)
+UNARY_KERNEL(k_powm2_f32, float, float, 1.0f / (x * x))
+UNARY_KERNEL(k_powh_f32, float, float, sqrtf(x))
+UNARY_KERNEL(k_powmh_f32, float, float, 1.0f / sqrtf(x))
+UNARY_KERNEL(k_pows_f32, float, float, powf(x, kp->f32))
+UNARY_KERNEL(k_pow2_f64, double, double, x * x)
+UNARY_KERNEL(k_pow3_f64, double, double, x * x * x)
+UNARY_KERNEL(k_powm1_f64, double, double, 1.0 / x)
+UNARY_KERNEL(k_powm2_f64, double, double, 1.0 / (x * x))
+UNARY_KERNEL(k_powh_f64, double, double, sqrt(x))
+UNARY_KERNEL(k_powmh_f64, double, double, 1.0 / sqrt(x))
+UNARY_KERNEL(k_pows_f64, double, double, pow(x, kp->f64))
+
+static mm_inner_fn pow_scalar_kernel(mm_dtype dt, double e, kparam *kp) {
+  bool f = dt == MM_FLOAT32;
+  kp->f32 = (float)e;
+  kp->f64 = e;
+  if (e == 2)
+    return f ? k_pow2_f32 : k_pow2_f64;
+  if (e == 3)
+    return f ? k_pow3_f32 : k_pow3_f64;
+  if (e == -1)
+    return f ? k_powm1_f32 : k_powm1_f64;
+  if (e == -2)
+    return f ? k_powm2_f32 : k_powm2_f64;
+  if (e == 0.5)
+    return f ? k_powh_f32 : k_powh_f64;
+  if (e == -0.5)
+    return f ? k_powmh_f32 : k_powmh_f64;
+  return f ? k_pows_f32 : k_pows_f64;
+}
+
+/* ------------------------------------------------------------------ operands, dtypes */
+
+/* 0 bool, 1 integer, 2 floating */
+static int category(mm_dtype dt) { return dt == MM_BOOL ? 0 : dt == MM_INT64 ? 1 : 2; }
+
+static bool scalar_is_int(mm_scalar s) {
+  return s.is_integer && isfinite(s.value) && floor(s.value) == s.value;
+}
+
+/* PyTorch's wrapped-number rule: a scalar raises the category only, to its default dtype */
+static mm_dtype scalar_promote(mm_dtype t, mm_scalar s) {
+  int cs = scalar_is_int(s) ? 1 : 2;
+  if (cs <= category(t))
+    return t;
+  return cs == 1 ? MM_INT64 : MM_FLOAT32;
+}
+
+/* PyTorch's canCast: no float into an integer dtype, nothing but bool into bool */
+static bool can_cast(mm_dtype from, mm_dtype to) {
+  if (mm_dtype_is_float(from) && !mm_dtype_is_float(to))
+    return false;
+  if (from != MM_BOOL && to == MM_BOOL)
+    return false;
+  return true;
+}
+
+static const char *article(mm_dtype dt) { return dt == MM_INT64 ? "an" : "a"; }
+
+static int64_t to_int64(double v) {
+  if (isnan(v))
+    return 0;
+  if (v >= 9223372036854775807.0)
+    return INT64_MAX;
+  if (v <= -9223372036854775808.0)
+    return INT64_MIN;
+  return (int64_t)v;
+}
+
+typedef union {
+  float f32;
+  double f64;
+  int64_t i64;
+  uint8_t b;
+} scalar_buf;
+
+/* A scalar dressed as a tensor of the iteration shape with all strides 0, on the stack. */
+typedef struct {
+  mm_storage storage;
+  mm_tensor t;
+  scalar_buf buf;
+} scalar_tensor;
+
+static void scalar_tensor_init(scalar_tensor *st, mm_dtype dt, int ndim, const int64_t *shape,
+                               double v) {
+  memset(st, 0, sizeof *st);
+  switch (dt) {
+  case MM_FLOAT32: st->buf.f32 = (float)v; break;
+  case MM_FLOAT64: st->buf.f64 = v; break;
+  case MM_INT64: st->buf.i64 = to_int64(v); break;
+  default: st->buf.b = v != 0; break;
+  }
+  st->storage.refcount = 1;
+  st->storage.data = &st->buf;
+  st->storage.nbytes = sizeof st->buf;
+  st->t.refcount = 1;
+  st->t.dtype = dt;
+  st->t.ndim = ndim;
+  for (int d = 0; d < ndim; d++)
+    st->t.shape[d] = shape[d];
+  st->t.storage = &st->storage;
+}
+
+/* t's header broadcast to (ndim, shape) without allocating: stride 0 on broadcast dims.
+ * The shape must already be known to be compatible (mm_broadcast_shape). */
+static void broadcast_header(const mm_tensor *t, int ndim, const int64_t *shape, mm_tensor *h) {
+  *h = *t;
+  h->ndim = ndim;
+  int lead = ndim - t->ndim;
+  for (int d = 0; d < ndim; d++) {
+    int od = d - lead;
+    h->shape[d] = shape[d];
+    h->stride[d] = (od < 0 || t->shape[od] != shape[d]) ? 0 : t->stride[od];
+  }
+}
+
+static bool same_shape(int ndim, const int64_t *shape, const mm_tensor *t) {
+  if (t->ndim != ndim)
+    return false;
+  for (int d = 0; d < ndim; d++)
+    if (t->shape[d] != shape[d])
+      return false;
+  return true;
+}
+
+/* An expanded tensor has several elements in one memory location: writing it in place
+ * would apply the op several times to that location. */
+static bool internal_overlap(const mm_tensor *t) {
+  for (int d = 0; d < t->ndim; d++)
+    if (t->stride[d] == 0 && t->shape[d] > 1)
+      return true;
+  return false;
+}
+
+/* [lo, hi) byte range of the storage that t's elements touch */
+static void byte_extent(const mm_tensor *t, int64_t *lo, int64_t *hi) {
+  int64_t l = t->offset, h = t->offset, es = (int64_t)mm_dtype_size(t->dtype);
+  for (int d = 0; d < t->ndim; d++) {
+    int64_t span = (t->shape[d] - 1) * t->stride[d];
+    if (span > 0)
+      h += span;
+    else
+      l += span;
+  }
+  *lo = l * es;
+  *hi = (h + 1) * es;
+}
+
+/* Would writing self element by element change what is still to be read from b? Not when b
+ * is the very same view (each element is read before it is written). */
+static bool must_copy_other(const mm_tensor *self, const mm_tensor *b) {
+  if (self->storage != b->storage || mm_numel(self) == 0 || mm_numel(b) == 0)
+    return false;
+  mm_tensor hb;
+  broadcast_header(b, self->ndim, self->shape, &hb);
+  bool same = b->dtype == self->dtype && hb.offset == self->offset;
+  for (int d = 0; d < self->ndim && same; d++)
+    same = self->shape[d] == 1 || hb.stride[d] == self->stride[d];
+  if (same)
+    return false;
+  int64_t lo1, hi1, lo2, hi2;
+  byte_extent(self, &lo1, &hi1);
+  byte_extent(b, &lo2, &hi2);
+  return lo1 < hi2 && lo2 < hi1;
+}
+
+/* mm_empty, with errors (size too large, out of memory) naming the op */
+static mm_tensor *new_tensor(mm_ctx *ctx, const char *name, mm_dtype dt, int ndim,
+                             const int64_t *shape) {
+  int64_t n = mm_shape_numel(ctx, name, ndim, shape, dt);
+  if (n < 0)
+    return NULL;
+  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_dtype_size(dt), name);
+  if (!s)
+    return NULL;
+  mm_tensor *t = mm_tensor_wrap(s, dt, ndim, shape);
+  mm_storage_release(s);
+  return t;
+}
+
+/* Runs fn over tensors of one shape: straight on the data when each operand is dense or a
+ * broadcast scalar and the work is small, through mm_iter (coalescing, threads) otherwise. */
+static void run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, kparam *kp) {
+  int64_t numel = mm_numel(ts[0]);
+  if (numel == 0)
+    return;
+  if (numel <= DIRECT_MAX) {
+    char *ptrs[MM_ITER_MAX];
+    int64_t strides[MM_ITER_MAX];
+    bool direct = true;
+    for (int k = 0; k < n && direct; k++) {
+      const mm_tensor *t = ts[k];
+      bool zero = true;
+      for (int d = 0; d < t->ndim && zero; d++)
+        zero = t->stride[d] == 0 || t->shape[d] == 1;
+      if (zero && numel > 1)
+        strides[k] = 0;
+      else if (mm_is_contiguous(t))
+        strides[k] = (int64_t)mm_dtype_size(t->dtype);
+      else
+        direct = false;
+      ptrs[k] = mm_data(t);
+    }
+    if (direct) {
+      fn(ptrs, strides, numel, kp);
+      return;
+    }
+  }
+  mm_iter it;
+  mm_iter_init(&it, n, ts);
+  mm_iter_run(&it, fn, kp);
+}
+
+/* ------------------------------------------------------------------ binary driver */
+
+typedef struct {
+  mm_binary_op op;
+  const mm_tensor *a;
+  const mm_tensor *b; /* NULL: the scalar s */
+  mm_scalar s;
+  bool scalar_first;  /* s op a instead of a op s */
+  bool has_alpha;
+  mm_scalar alpha;
+  mm_tensor *self;    /* in place into self (== a), or NULL */
+} binary_call;
+
+static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
+  mm_binary_op op = c->op;
+  if ((unsigned)op >= MM_BINARY_OP_COUNT)
+    return mm_fail(ctx, "moonml.binary: unknown op %d", (int)op);
+  mm_tensor *self = c->self;
+  const char *name = self ? binary_names_[op] : binary_names[op];
+  const mm_tensor *a = c->a, *b = c->b;
+
+  /* dtypes: P promoted, C computed in, R result */
+  mm_dtype P = b ? mm_promote(a->dtype, b->dtype) : scalar_promote(a->dtype, c->s);
+  if (op == MM_OP_SUB && (a->dtype == MM_BOOL || (b && b->dtype == MM_BOOL)))
+    return mm_fail(ctx, "moonml.%s: subtraction with a bool tensor is not supported", name);
+  if (op == MM_OP_POW && P == MM_BOOL)
+    return mm_fail(ctx, "moonml.%s: pow is not supported between bool tensors", name);
+  if (op == MM_OP_POW && !b && !c->scalar_first && P == MM_INT64 && c->s.value < 0)
+    return mm_fail(ctx, "moonml.%s: integers cannot be raised to a negative integer power", name);
+  mm_dtype C = P, R = P;
+  if (op == MM_OP_DIV && !mm_dtype_is_float(P))
+    C = R = MM_FLOAT32; /* true division */
+  if (op >= MM_OP_EQ)
+    R = MM_BOOL;
+  if (c->has_alpha && !mm_dtype_is_float(R) && !scalar_is_int(c->alpha))
+    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name,
+                   article(R), mm_dtype_name(R));
+
+  /* shapes */
+  int nd;
+  int64_t shape[MM_MAX_DIMS];
+  if (b) {
+    if (mm_broadcast_shape(ctx, name, a->ndim, a->shape, b->ndim, b->shape, &nd, shape) != 0)
+      return -1;
+  } else {
+    nd = a->ndim;
+    memcpy(shape, a->shape, sizeof(int64_t) * (size_t)nd);
+  }
+  if (self) {
+    char s1[128], s2[128];
+    if (!same_shape(nd, shape, self))
+      return mm_fail(ctx, "moonml.%s: output with shape %s doesn't match the broadcast shape %s",
+                     name, mm_shape_str(s1, sizeof s1, self->ndim, self->shape),
+                     mm_shape_str(s2, sizeof s2, nd, shape));
+    if (!can_cast(R, self->dtype))
+      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
+                     name, mm_dtype_name(R), article(self->dtype), mm_dtype_name(self->dtype));
+    if (internal_overlap(self))
+      return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
+                     "elements share memory); clone it first", name);
+  }
+
+  /* write straight into self when it has the result dtype (then it also has C) */
+  bool direct = self && R == self->dtype;
+  mm_tensor *ta = NULL, *tb = NULL, *out = NULL;
+  int rc = -1;
+  if (a->dtype != C && !(a = ta = mm_to_dtype(ctx, a, C)))
+    goto done;
+  if (b && b->dtype != C) {
+    if (!(b = tb = mm_to_dtype(ctx, b, C)))
+      goto done;
+  } else if (b && direct && must_copy_other(self, b)) {
+    if (!(b = tb = mm_clone(ctx, b)))
+      goto done;
+  }
+  mm_tensor *dst = self;
+  if (!direct) {
+    if (!(dst = out = new_tensor(ctx, name, R, nd, shape)))
+      goto done;
+  }
+
+  kparam kp = {0};
+  mm_tensor ha, hb, *ts[3];
+  scalar_tensor st;
+  broadcast_header(a, nd, shape, &ha);
+  ts[0] = dst;
+  if (op == MM_OP_POW && !b && !c->scalar_first && mm_dtype_is_float(C)) {
+    ts[1] = &ha;
+    run_kernel(2, ts, pow_scalar_kernel(C, c->s.value, &kp), &kp);
+  } else {
+    mm_inner_fn fn = binary_kernels[op][C];
+    if (c->has_alpha && c->alpha.value != 1) {
+      /* a + alpha * b; sub is a + (-alpha) * b */
+      double al = c->alpha.value;
+      int64_t ai = to_int64(al);
+      fn = binary_kernels[OP_ADD_ALPHA][C];
+      kp.f32 = (float)(op == MM_OP_SUB ? -al : al);
+      kp.f64 = op == MM_OP_SUB ? -al : al;
+      kp.i64 = op == MM_OP_SUB ? ISUB(0, ai) : ai;
+      kp.b = al != 0;
+    }
+    if (!fn) {
+      mm_fail(ctx, "moonml.%s: not supported for %s tensors", name, mm_dtype_name(C));
+      goto done;
+    }
+    mm_tensor *other;
+    if (b) {
+      broadcast_header(b, nd, shape, &hb);
+      other = &hb;
+    } else {
+      scalar_tensor_init(&st, C, nd, shape, c->s.value);
+      other = &st.t;
+    }
+    ts[1] = c->scalar_first ? other : &ha;
+    ts[2] = c->scalar_first ? &ha : other;
+    run_kernel(3, ts, fn, &kp);
+  }
+  if (self && !direct && mm_copy_(ctx, self, out) != 0)
+    goto done;
+  if (!self) {
+    *result = out;
+    out = NULL;
+  }
+  rc = 0;
+done:
+  mm_release(ta);
+  mm_release(tb);
+  mm_release(out);
+  return rc;
+}
+
+mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, const mm_tensor *b) {
+  binary_call c = {.op = op, .a = a, .b = b};
+  mm_tensor *r = NULL;
+  return binary_exec(ctx, &c, &r) == 0 ? r : NULL;
+}
+
+mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, mm_scalar b,
+                            bool scalar_first) {
+  binary_call c = {.op = op, .a = a, .s = b, .scalar_first = scalar_first};
+  mm_tensor *r = NULL;
+  return binary_exec(ctx, &c, &r) == 0 ? r : NULL;
+}
+
+int mm_binary_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b) {
+  binary_call c = {.op = op, .a = a, .b = b, .self = a};
+  return binary_exec(ctx, &c, NULL);
+}
+
+int mm_binary_scalar_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, mm_scalar b) {
+  binary_call c = {.op = op, .a = a, .s = b, .self = a};
+  return binary_exec(ctx, &c, NULL);
+}
+
+static int check_alpha_op(mm_ctx *ctx, mm_binary_op op, bool inplace) {
+  if (op == MM_OP_ADD || op == MM_OP_SUB)
+    return 0;
+  return mm_fail(ctx, "moonml.%s: alpha applies to add and sub only",
+                 (unsigned)op < MM_BINARY_OP_COUNT
+                     ? (inplace ? binary_names_[op] : binary_names[op])
+                     : "binary");
+}
+
+mm_tensor *mm_add_alpha(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, const mm_tensor *b,
+                        mm_scalar bs, mm_scalar alpha) {
+  if (check_alpha_op(ctx, op, false) != 0)
+    return NULL;
+  binary_call c = {.op = op, .a = a, .b = b, .s = bs, .has_alpha = true, .alpha = alpha};
+  mm_tensor *r = NULL;
+  return binary_exec(ctx, &c, &r) == 0 ? r : NULL;
+}
+
+int mm_add_alpha_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b, mm_scalar bs,
+                  mm_scalar alpha) {
+  if (check_alpha_op(ctx, op, true) != 0)
+    return -1;
+  binary_call c = {.op = op, .a = a, .b = b, .s = bs, .has_alpha = true, .alpha = alpha,
+                   .self = a};
+  return binary_exec(ctx, &c, NULL);
+}
+
+/* ------------------------------------------------------------------ unary driver */
+
+static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor *self,
+                      mm_tensor **result) {
+  if ((unsigned)op >= MM_UNARY_OP_COUNT)
+    return mm_fail(ctx, "moonml.unary: unknown op %d", (int)op);
+  const char *name = self ? unary_names_[op] : unary_names[op];
+  if (a->dtype == MM_BOOL && op == MM_OP_NEG)
+    return mm_fail(ctx, "moonml.%s: negation of a bool tensor is not supported", name);
+  if (a->dtype == MM_BOOL && (op == MM_OP_ABS || op == MM_OP_RELU))
+    return mm_fail(ctx, "moonml.%s: not supported for bool tensors", name);
+  /* exp, log, sqrt, tanh and sigmoid of int64/bool give float32 */
+  bool to_float = op != MM_OP_NEG && op != MM_OP_ABS && op != MM_OP_RELU;
+  mm_dtype C = to_float && !mm_dtype_is_float(a->dtype) ? MM_FLOAT32 : a->dtype;
+  if (self) {
+    if (!can_cast(C, self->dtype))
+      return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
+                     name, mm_dtype_name(C), article(self->dtype), mm_dtype_name(self->dtype));
+    if (internal_overlap(self))
+      return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
+                     "elements share memory); clone it first", name);
+  }
+  mm_inner_fn fn = unary_kernels[op][C];
+  if (!fn)
+    return mm_fail(ctx, "moonml.%s: not supported for %s tensors", name, mm_dtype_name(C));
+  mm_tensor *ta = NULL, *out = NULL;
+  if (a->dtype != C && !(a = ta = mm_to_dtype(ctx, a, C)))
+    return -1;
+  mm_tensor *dst = self;
+  if (!self && !(dst = out = new_tensor(ctx, name, C, a->ndim, a->shape))) {
+    mm_release(ta);
+    return -1;
+  }
+  kparam kp = {0};
+  mm_tensor ha = *a, *ts[2] = {dst, &ha};
+  run_kernel(2, ts, fn, &kp);
+  mm_release(ta);
+  if (result)
+    *result = out;
+  return 0;
+}
+
+mm_tensor *mm_unary(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a) {
+  mm_tensor *r = NULL;
+  return unary_exec(ctx, op, a, NULL, &r) == 0 ? r : NULL;
+}
+
+int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a) {
+  return unary_exec(ctx, op, a, a, NULL);
+}
+
+/* ------------------------------------------------------------------ allclose */
+
+typedef struct {
+  double rtol, atol;
+  bool equal_nan;
+  mm_dtype dt;
+  atomic_int fail; /* set by any chunk that finds a pair too far apart */
+} close_arg;
+
+static double load_as_double(const char *p, mm_dtype dt) {
+  switch (dt) {
+  case MM_FLOAT32: return *(const float *)p;
+  case MM_FLOAT64: return *(const double *)p;
+  case MM_INT64: return (double)*(const int64_t *)p;
+  default: return *(const uint8_t *)p;
+  }
+}
+
+/* PyTorch's isclose: equal values (infinities included) are close; otherwise NaN is close
+ * only to NaN under equal_nan, an infinity to nothing, and finite values within tolerance. */
+static void close_kernel(char **p, const int64_t *s, int64_t n, void *arg) {
+  close_arg *c = arg;
+  if (atomic_load_explicit(&c->fail, memory_order_relaxed))
+    return;
+  const char *pa = p[0], *pb = p[1];
+  for (int64_t i = 0; i < n; i++, pa += s[0], pb += s[1]) {
+    if (c->dt == MM_INT64 && *(const int64_t *)pa == *(const int64_t *)pb)
+      continue;
+    double x = load_as_double(pa, c->dt), y = load_as_double(pb, c->dt);
+    bool ok;
+    if (x == y)
+      ok = true;
+    else if (isnan(x) || isnan(y))
+      ok = c->equal_nan && isnan(x) && isnan(y);
+    else if (isinf(x) || isinf(y))
+      ok = false;
+    else
+      ok = fabs(x - y) <= c->atol + c->rtol * fabs(y);
+    if (!ok) {
+      atomic_store_explicit(&c->fail, 1, memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+int mm_allclose(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b, double rtol, double atol,
+                bool equal_nan, bool *result) {
+  if (a->dtype != b->dtype)
+    return mm_fail(ctx, "moonml.allclose: dtypes %s and %s differ", mm_dtype_name(a->dtype),
+                   mm_dtype_name(b->dtype));
+  if (!(rtol >= 0) || !(atol >= 0))
+    return mm_fail(ctx, "moonml.allclose: rtol and atol must be non-negative, got %g and %g",
+                   rtol, atol);
+  int nd;
+  int64_t shape[MM_MAX_DIMS];
+  if (mm_broadcast_shape(ctx, "allclose", a->ndim, a->shape, b->ndim, b->shape, &nd, shape) != 0)
+    return -1;
+  close_arg c = {rtol, atol, equal_nan, a->dtype, 0};
+  mm_tensor ha, hb, *ts[2] = {&ha, &hb};
+  broadcast_header(a, nd, shape, &ha);
+  broadcast_header(b, nd, shape, &hb);
+  int64_t numel = mm_numel(&ha);
+  if (numel > 0) {
+    mm_iter it;
+    mm_iter_init(&it, 2, ts);
+    mm_iter_run(&it, close_kernel, &c);
+  }
+  *result = !atomic_load(&c.fail);
+  return 0;
+}
