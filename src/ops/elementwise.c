@@ -367,7 +367,9 @@ static bool internal_overlap(const mm_tensor *t) {
 
 /* [lo, hi) byte range of the storage that t's elements touch */
 static void byte_extent(const mm_tensor *t, int64_t *lo, int64_t *hi) {
-  int64_t l = t->offset, h = t->offset, es = (int64_t)mm_dtype_size(t->dtype);
+  int64_t es = (int64_t)mm_dtype_size(t->dtype);
+  int64_t l = t->offset;
+  int64_t h = l;
   for (int d = 0; d < t->ndim; d++) {
     int64_t span = (t->shape[d] - 1) * t->stride[d];
     if (span > 0)
