@@ -27,7 +27,7 @@ Algo.__index = Algo
 base.Algo = Algo
 
 local function fail(self, method, fmt, ...)
-  error(string.format("moonml.rec.%s.%s: " .. fmt, self.name, method, ...), 3)
+  error(string.format("moonml.rec.%s.%s: " .. fmt, self.name, method, ...), 0)
 end
 base.fail = fail
 
@@ -49,11 +49,11 @@ local function check_param(cls, name, value, spec)
   end
   if not ok then
     error(string.format("moonml.rec.%s: %s must be %s %s, got %s", cls.name, name,
-      kind == "integer" and "an" or "a", kind, tostring(value)), 4)
+      kind == "integer" and "an" or "a", kind, tostring(value)), 0)
   end
   if spec.min and value < spec.min then
     error(string.format("moonml.rec.%s: %s must be >= %s, got %s", cls.name, name,
-      tostring(spec.min), tostring(value)), 4)
+      tostring(spec.min), tostring(value)), 0)
   end
 end
 
@@ -73,14 +73,14 @@ function base.class(name, spec)
   getmetatable(cls).__call = function(c, params)
     if params ~= nil and type(params) ~= "table" then
       error(string.format("moonml.rec.%s: parameters must be a table, got %s", name,
-        type(params)), 2)
+        type(params)), 0)
     end
     params = params or {}
     local self = setmetatable({ _given = {} }, c)
     for k, v in pairs(params) do
       local p = by_name[k]
       if not p then
-        error(string.format("moonml.rec.%s: unknown parameter '%s'", name, tostring(k)), 2)
+        error(string.format("moonml.rec.%s: unknown parameter '%s'", name, tostring(k)), 0)
       end
       check_param(c, k, v, p)
       self._given[k] = v

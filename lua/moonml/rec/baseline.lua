@@ -19,20 +19,20 @@ function baseline.compute(train, bsl_options, who)
     allowed = { method = true, n_epochs = true, reg = true, learning_rate = true }
   else
     error(string.format("moonml.rec.%s: invalid method '%s' for baseline computation " ..
-      "(als or sgd)", who, tostring(method)), 3)
+      "(als or sgd)", who, tostring(method)), 0)
   end
   for k, v in pairs(o) do
     if not allowed[k] then
       error(string.format("moonml.rec.%s: unknown baseline option '%s' for method %s", who,
-        tostring(k), method), 3)
+        tostring(k), method), 0)
     end
     if k ~= "method" and type(v) ~= "number" then
-      error(string.format("moonml.rec.%s: baseline option %s must be a number", who, k), 3)
+      error(string.format("moonml.rec.%s: baseline option %s must be a number", who, k), 0)
     end
   end
   local n_epochs = o.n_epochs or (method == "als" and 10 or 20)
   if math.type(n_epochs) ~= "integer" or n_epochs < 0 then
-    error(string.format("moonml.rec.%s: n_epochs must be a non-negative integer", who), 3)
+    error(string.format("moonml.rec.%s: n_epochs must be a non-negative integer", who), 0)
   end
   local mu = train:global_mean()
   if method == "als" then

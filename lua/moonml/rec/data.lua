@@ -202,7 +202,7 @@ function RatingSet:tensors(opts)
         local id = list[v[k]]
         if math.type(id) ~= "integer" then
           error(string.format("moonml.rec.tensors: %s id '%s' is not an integer", what,
-            tostring(id)), 3)
+            tostring(id)), 0)
         end
         v[k] = id
       end
@@ -210,7 +210,7 @@ function RatingSet:tensors(opts)
     end
     u, i = raw(u, self.ids.users, "user"), raw(i, self.ids.items, "item")
   elseif which ~= "inner" then
-    error("moonml.rec.tensors: ids must be 'inner' or 'raw', got " .. tostring(which), 2)
+    error("moonml.rec.tensors: ids must be 'inner' or 'raw', got " .. tostring(which), 0)
   end
   return u, i, r, ts
 end
@@ -231,7 +231,7 @@ end
 
 local function check_seed(seed, fn)
   if seed ~= nil and math.type(seed) ~= "integer" then
-    error(string.format("moonml.rec.%s: seed must be an integer, got %s", fn, tostring(seed)), 3)
+    error(string.format("moonml.rec.%s: seed must be an integer, got %s", fn, tostring(seed)), 0)
   end
   return seed
 end
@@ -241,11 +241,11 @@ local function check_opts(opts, fn, allowed)
     return {}
   end
   if type(opts) ~= "table" then
-    error(string.format("moonml.rec.%s: options must be a table, got %s", fn, type(opts)), 3)
+    error(string.format("moonml.rec.%s: options must be a table, got %s", fn, type(opts)), 0)
   end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(string.format("moonml.rec.%s: unknown option '%s'", fn, tostring(k)), 3)
+      error(string.format("moonml.rec.%s: unknown option '%s'", fn, tostring(k)), 0)
     end
   end
   return opts
@@ -266,10 +266,10 @@ function RatingSet:split(opts)
     n_test = math.ceil(t * n - 1e-9)
   else
     error("moonml.rec.split: test must be a proportion in (0, 1) or a count, got " ..
-      tostring(t), 2)
+      tostring(t), 0)
   end
   if n_test < 0 or n_test > n then
-    error(string.format("moonml.rec.split: test count %d out of range 0..%d", n_test, n), 2)
+    error(string.format("moonml.rec.split: test count %d out of range 0..%d", n_test, n), 0)
   end
   local perm = C.permutation(n, check_seed(opts.seed, "split"))
   local marks = {}
@@ -293,11 +293,11 @@ end
 function RatingSet:folds(k, opts)
   opts = check_opts(opts, "folds", { seed = true })
   if math.type(k) ~= "integer" or k < 2 then
-    error("moonml.rec.folds: k must be an integer >= 2, got " .. tostring(k), 2)
+    error("moonml.rec.folds: k must be an integer >= 2, got " .. tostring(k), 0)
   end
   local n = self:size()
   if k > n then
-    error(string.format("moonml.rec.folds: %d folds for %d ratings", k, n), 2)
+    error(string.format("moonml.rec.folds: %d folds for %d ratings", k, n), 0)
   end
   local perm = C.permutation(n, check_seed(opts.seed, "folds"))
   local marks, start = {}, 0
@@ -316,11 +316,11 @@ end
 function data.folds_from_file(set, path)
   if not data.is_set(set) then
     error("moonml.rec.folds_from_file: expected a rating set as argument 1, got " ..
-      type(set), 2)
+      type(set), 0)
   end
   local f, err = io.open(path, "r")
   if not f then
-    error("moonml.rec.folds_from_file: " .. tostring(err), 2)
+    error("moonml.rec.folds_from_file: " .. tostring(err), 0)
   end
   local marks, lo, hi, line = {}, math.huge, -math.huge, 0
   for l in f:lines() do
@@ -331,7 +331,7 @@ function data.folds_from_file(set, path)
       if not v then
         f:close()
         error(string.format("moonml.rec.folds_from_file: %s:%d: '%s' is not a fold number",
-          path:match("[^/\\]*$"), line, l), 2)
+          path:match("[^/\\]*$"), line, l), 0)
       end
       marks[#marks + 1] = v
       lo, hi = math.min(lo, v), math.max(hi, v)
@@ -340,7 +340,7 @@ function data.folds_from_file(set, path)
   f:close()
   if #marks ~= set:size() then
     error(string.format("moonml.rec.folds_from_file: %d fold numbers for %d ratings",
-      #marks, set:size()), 2)
+      #marks, set:size()), 0)
   end
   for k = 1, #marks do
     marks[k] = marks[k] - lo + 1
@@ -352,7 +352,7 @@ end
 -- item id counts as last; numeric ids compare as numbers). Returns train, test.
 function RatingSet:leave_last_out()
   if not self:has_timestamps() then
-    error("moonml.rec.leave_last_out: the ratings have no timestamps", 2)
+    error("moonml.rec.leave_last_out: the ratings have no timestamps", 0)
   end
   local us, is, _, ts = self.store:columns()
   local items = self.ids.items
@@ -390,7 +390,7 @@ local function check_scale(scale, fn)
   end
   if type(scale) ~= "table" or type(scale[1]) ~= "number" or type(scale[2]) ~= "number"
       or not (scale[1] <= scale[2]) or scale[1] ~= scale[1] then
-    error(string.format("moonml.rec.%s: scale must be {lo, hi} with lo <= hi", fn), 3)
+    error(string.format("moonml.rec.%s: scale must be {lo, hi} with lo <= hi", fn), 0)
   end
   return { scale[1], scale[2] }
 end
@@ -410,7 +410,7 @@ local function format_of(path, fmt)
   end
   if not FORMATS[fmt] then
     error("moonml.rec.load: unknown format '" .. tostring(fmt) ..
-      "' (movielens-100k, movielens-1m, movielens-csv, csv or movielens)", 3)
+      "' (movielens-100k, movielens-1m, movielens-csv, csv or movielens)", 0)
   end
   return fmt
 end
@@ -418,7 +418,7 @@ end
 -- Parses one file; returns store, raw user list, raw item list, skipped, rmin, rmax.
 local function parse(path, opts)
   if type(path) ~= "string" then
-    error("moonml.rec.load: expected a file path as argument 1, got " .. type(path), 3)
+    error("moonml.rec.load: expected a file path as argument 1, got " .. type(path), 0)
   end
   opts = check_opts(opts, "load",
     { format = true, sep = true, header = true, scale = true, skip_bad = true })
@@ -426,7 +426,7 @@ local function parse(path, opts)
   local f = FORMATS[fname]
   local sep = opts.sep == nil and f.sep or opts.sep
   if type(sep) ~= "string" or sep == "" then
-    error("moonml.rec.load: sep must be a non-empty string", 3)
+    error("moonml.rec.load: sep must be a non-empty string", 0)
   end
   local header = f.header
   if opts.header ~= nil then
@@ -463,13 +463,13 @@ function data.load(path, opts)
     if ids:add_user(users[k]) ~= k then
       -- two spellings of one id ("7" and "7.0" are different strings, same key)
       error(string.format("moonml.rec.load: %s: user id '%s' appears in two spellings",
-        path, tostring(users[k])), 2)
+        path, tostring(users[k])), 0)
     end
   end
   for k = 1, #items do
     if ids:add_item(items[k]) ~= k then
       error(string.format("moonml.rec.load: %s: item id '%s' appears in two spellings",
-        path, tostring(items[k])), 2)
+        path, tostring(items[k])), 0)
     end
   end
   local scale = info.scale or { info.lo, info.hi }
@@ -507,7 +507,7 @@ end
 -- one id space.
 function data.predefined_folds(dir, which, opts)
   if type(dir) ~= "string" then
-    error("moonml.rec.predefined_folds: expected a folder as argument 1, got " .. type(dir), 2)
+    error("moonml.rec.predefined_folds: expected a folder as argument 1, got " .. type(dir), 0)
   end
   which = which or "u"
   local names
@@ -517,7 +517,7 @@ function data.predefined_folds(dir, which, opts)
     names = { which }
   else
     error("moonml.rec.predefined_folds: which must be 'u', 'ua' or 'ub', got " ..
-      tostring(which), 2)
+      tostring(which), 0)
   end
   opts = opts or { format = "movielens-100k" }
   local paths = {}
@@ -541,21 +541,21 @@ local function from_columns(us, is, rs, ts, scale, fn)
     local u, i = key(us[k]), key(is[k])
     if u == nil or i == nil then
       error(string.format("moonml.rec.%s: row %d: user and item ids must be numbers or " ..
-        "strings", fn, k), 3)
+        "strings", fn, k), 0)
     end
     ui[k], ii[k] = ids:add_user(u), ids:add_item(i)
     local r = rs[k]
     if type(r) ~= "number" then
       error(string.format("moonml.rec.%s: row %d: rating must be a number, got %s", fn, k,
-        type(r)), 3)
+        type(r)), 0)
     end
     if r ~= r or r == math.huge or r == -math.huge then
       error(string.format("moonml.rec.%s: row %d: rating %s is not finite", fn, k,
-        tostring(r)), 3)
+        tostring(r)), 0)
     end
     if scale and (r < scale[1] or r > scale[2]) then
       error(string.format("moonml.rec.%s: row %d: rating %g is outside the scale [%g, %g]",
-        fn, k, r, scale[1], scale[2]), 3)
+        fn, k, r, scale[1], scale[2]), 0)
     end
   end
   local store = C.from_columns(ui, ii, rs, ts, #ids.users, #ids.items, "moonml.rec." .. fn)
@@ -569,7 +569,7 @@ end
 --- A rating set from a Lua table of rows {user, item, rating[, timestamp]}.
 function data.from_table(rows, opts)
   if type(rows) ~= "table" then
-    error("moonml.rec.from_table: expected a table of rows, got " .. type(rows), 2)
+    error("moonml.rec.from_table: expected a table of rows, got " .. type(rows), 0)
   end
   opts = check_opts(opts, "from_table", { scale = true })
   local scale = check_scale(opts.scale, "from_table")
@@ -577,7 +577,7 @@ function data.from_table(rows, opts)
   for k, row in ipairs(rows) do
     if type(row) ~= "table" or #row < 3 or #row > 4 then
       error(string.format("moonml.rec.from_table: row %d: expected {user, item, rating" ..
-        "[, timestamp]}", k), 2)
+        "[, timestamp]}", k), 0)
     end
     us[k], is[k], rs[k] = row[1], row[2], row[3]
     if k == 1 and row[4] ~= nil then
@@ -585,11 +585,11 @@ function data.from_table(rows, opts)
     end
     if (row[4] ~= nil) ~= (ts ~= nil) then
       error(string.format("moonml.rec.from_table: row %d: timestamps must be given for " ..
-        "every row or none", k), 2)
+        "every row or none", k), 0)
     end
     if ts then
       if math.type(row[4]) ~= "integer" then
-        error(string.format("moonml.rec.from_table: row %d: timestamp must be an integer", k), 2)
+        error(string.format("moonml.rec.from_table: row %d: timestamp must be an integer", k), 0)
       end
       ts[k] = row[4]
     end
@@ -608,7 +608,7 @@ function data.from_tensors(users, items, ratings, timestamps, opts)
   local function col(x, what)
     if getmetatable(x) == core.Tensor then
       if x:dim() ~= 1 then
-        error("moonml.rec.from_tensors: " .. what .. " must be a 1-D tensor", 3)
+        error("moonml.rec.from_tensors: " .. what .. " must be a 1-D tensor", 0)
       end
       local v = x:totable()
       if what == "users" or what == "items" then
@@ -616,7 +616,7 @@ function data.from_tensors(users, items, ratings, timestamps, opts)
           local id = math.tointeger(v[k])
           if not id then
             error(string.format("moonml.rec.from_tensors: %s[%d] = %s is not a whole number",
-              what, k, tostring(v[k])), 4)
+              what, k, tostring(v[k])), 0)
           end
           v[k] = id
         end
@@ -625,19 +625,19 @@ function data.from_tensors(users, items, ratings, timestamps, opts)
     elseif type(x) == "table" then
       return x
     end
-    error("moonml.rec.from_tensors: " .. what .. " must be a tensor, got " .. type(x), 3)
+    error("moonml.rec.from_tensors: " .. what .. " must be a tensor, got " .. type(x), 0)
   end
   local us, is, rs = col(users, "users"), col(items, "items"), col(ratings, "ratings")
   local ts = timestamps ~= nil and col(timestamps, "timestamps") or nil
   if #us ~= #is or #us ~= #rs or (ts and #ts ~= #us) then
     error(string.format("moonml.rec.from_tensors: lengths differ (%d users, %d items, " ..
-      "%d ratings)", #us, #is, #rs), 2)
+      "%d ratings)", #us, #is, #rs), 0)
   end
   if ts then
     for k = 1, #ts do
       local t = math.tointeger(ts[k])
       if not t then
-        error(string.format("moonml.rec.from_tensors: row %d: timestamp must be an integer", k), 2)
+        error(string.format("moonml.rec.from_tensors: row %d: timestamp must be an integer", k), 0)
       end
       ts[k] = t
     end

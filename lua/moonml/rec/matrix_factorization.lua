@@ -164,10 +164,10 @@ local NMF = base.class("NMF", {
 function NMF:_init()
   if self.init_low < 0 then
     error("moonml.rec.NMF: init_low should be greater than zero, got " ..
-      tostring(self.init_low), 3)
+      tostring(self.init_low), 0)
   end
   if self.init_high < self.init_low then
-    error("moonml.rec.NMF: init_high must not be below init_low", 3)
+    error("moonml.rec.NMF: init_high must not be below init_low", 0)
   end
   self.impossible_reason = "User and item are unknown."
 end

@@ -9,15 +9,15 @@ local function predictions(name, a, b)
   if data.is_set(b) then
     if type(a) ~= "table" or type(a.test) ~= "function" then
       error(string.format("moonml.rec.%s: expected a fitted model as argument 1, got %s",
-        name, type(a)), 3)
+        name, type(a)), 0)
     end
     a = a:test(b)
   elseif type(a) ~= "table" or (a[1] ~= nil and type(a[1]) ~= "table") then
     error(string.format("moonml.rec.%s: expected (model, testset) or a list of predictions",
-      name), 3)
+      name), 0)
   end
   if #a == 0 then
-    error(string.format("moonml.rec.%s: the prediction list is empty", name), 3)
+    error(string.format("moonml.rec.%s: the prediction list is empty", name), 0)
   end
   return a
 end
@@ -92,7 +92,7 @@ function metrics.fcp(model, testset)
   local nd = nd_n > 0 and nd_sum / nd_n or 0
   if nc + nd == 0 then
     error("moonml.rec.fcp: cannot compute FCP on these predictions (does every user " ..
-      "have at least two predictions with different ratings?)", 2)
+      "have at least two predictions with different ratings?)", 0)
   end
   return nc / (nc + nd)
 end

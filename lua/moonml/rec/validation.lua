@@ -14,7 +14,7 @@ local function new_model(algo)
     return algo:clone()
   end
   error("moonml.rec.cross_validate: expected an algorithm or a function making one as " ..
-    "argument 1, got " .. type(algo), 3)
+    "argument 1, got " .. type(algo), 0)
 end
 
 --- `rec.cross_validate(algo_or_factory, data, {folds = 5 | folds list, measures =
@@ -29,17 +29,17 @@ function validation.cross_validate(algo, set, opts)
   if math.type(folds) == "integer" then
     if not data.is_set(set) then
       error("moonml.rec.cross_validate: expected a rating set as argument 2, got " ..
-        type(set), 2)
+        type(set), 0)
     end
     folds = set:folds(folds, { seed = opts.seed })
   elseif type(folds) ~= "table" or #folds == 0 then
-    error("moonml.rec.cross_validate: folds must be a count or a list of {train =, test =}", 2)
+    error("moonml.rec.cross_validate: folds must be a count or a list of {train =, test =}", 0)
   end
   local measures = opts.measures or { "rmse", "mae" }
   for _, m in ipairs(measures) do
     if not metrics[m] then
       error("moonml.rec.cross_validate: unknown measure '" .. tostring(m) ..
-        "' (rmse, mae, mse or fcp)", 2)
+        "' (rmse, mae, mse or fcp)", 0)
     end
   end
   local res = { fit_time = {}, test_time = {}, mean = {} }
