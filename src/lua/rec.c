@@ -33,16 +33,20 @@ static mm_rec_ratings *new_store(lua_State *L, int64_t n, int32_t n_users, int32
   b->r.n = n;
   b->r.n_users = n_users;
   b->r.n_items = n_items;
-  b->r.rating = (double *)p;
+  void *vp = p; /* the arrays are 8-aligned slices of the block */
+  b->r.rating = vp;
   p += a8((size_t)n * 8);
   b->r.ts = NULL;
   if (has_ts) {
-    b->r.ts = (int64_t *)p;
+    vp = p;
+    b->r.ts = vp;
     p += a8((size_t)n * 8);
   }
-  b->r.user = (int32_t *)p;
+  vp = p;
+  b->r.user = vp;
   p += a8((size_t)n * 4);
-  b->r.item = (int32_t *)p;
+  vp = p;
+  b->r.item = vp;
   return &b->r;
 }
 
@@ -569,7 +573,7 @@ static int l_init(lua_State *L) {
   return 0;
 }
 
-/* clock() -> seconds of a monotonic wall clock (for fit/test timings) */
+/* clock() -> wall-clock seconds (for fit/test timings) */
 static int l_clock(lua_State *L) {
   struct timespec ts;
   timespec_get(&ts, TIME_UTC);

@@ -21,12 +21,15 @@ void mm_rec_csr_fill(const mm_rec_ratings *r, bool by_item, void *mem, mm_rec_cs
   const int32_t *row = by_item ? r->item : r->user;
   const int32_t *col = by_item ? r->user : r->item;
   char *p = mem;
+  void *vp = p; /* 8-aligned slices of mem */
   csr->n_rows = rows;
-  csr->ptr = (int64_t *)p;
+  csr->ptr = vp;
   p += align8(((size_t)rows + 1) * sizeof(int64_t));
-  csr->val = (double *)p;
+  vp = p;
+  csr->val = vp;
   p += align8((size_t)r->n * sizeof(double));
-  csr->idx = (int32_t *)p;
+  vp = p;
+  csr->idx = vp;
   memset(csr->ptr, 0, ((size_t)rows + 1) * sizeof(int64_t));
   for (int64_t k = 0; k < r->n; k++)
     csr->ptr[row[k] + 1]++;

@@ -389,7 +389,7 @@ local function check_scale(scale, fn)
     return nil
   end
   if type(scale) ~= "table" or type(scale[1]) ~= "number" or type(scale[2]) ~= "number"
-      or not (scale[1] <= scale[2]) or scale[1] ~= scale[1] then
+      or scale[1] ~= scale[1] or scale[2] ~= scale[2] or scale[1] > scale[2] then
     error(string.format("moonml.rec.%s: scale must be {lo, hi} with lo <= hi", fn), 0)
   end
   return { scale[1], scale[2] }
