@@ -286,6 +286,28 @@ static int l_select(lua_State *L) {
   return 1;
 }
 
+/* take(store, rows): the ratings at the 1-based positions in the Lua array rows, in
+ * that order. */
+static int l_take(lua_State *L) {
+  mm_rec_ratings *s = check_store(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int64_t m = (int64_t)lua_rawlen(L, 2);
+  mm_rec_ratings *r = new_store(L, m, s->n_users, s->n_items, s->ts != NULL);
+  for (int64_t j = 0; j < m; j++) {
+    lua_rawgeti(L, 2, j + 1);
+    int64_t k = lua_tointeger(L, -1) - 1;
+    lua_pop(L, 1);
+    if (k < 0 || k >= s->n)
+      mml_error(L, "moonml.rec: row %d out of range", (int)(k + 1));
+    r->user[j] = s->user[k];
+    r->item[j] = s->item[k];
+    r->rating[j] = s->rating[k];
+    if (s->ts)
+      r->ts[j] = s->ts[k];
+  }
+  return 1;
+}
+
 /* permutation(n, seed|nil) -> Lua array, a permutation of 1..n. With a seed the draw
  * uses a generator of its own, leaving the state's generator untouched. */
 static int l_permutation(lua_State *L) {
@@ -668,7 +690,7 @@ static const luaL_Reg store_methods[] = {
 
 static const luaL_Reg rec_funcs[] = {
     {"parse", l_parse},     {"from_columns", l_from_columns}, {"remap", l_remap},
-    {"select", l_select},   {"permutation", l_permutation},   {"baseline", l_baseline},
+    {"select", l_select},   {"take", l_take},   {"permutation", l_permutation},   {"baseline", l_baseline},
     {"init", l_init},       {"fit", l_fit},                   {"predict", l_predict},
     {"scores", l_scores},   {"clock", l_clock},          {NULL, NULL}};
 

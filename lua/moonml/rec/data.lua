@@ -254,7 +254,8 @@ data.check_opts = check_opts
 
 --- Random train/test split: `train, test = data:split{test = 0.2, seed = 1}`. test is a
 -- proportion in (0, 1) (the test set gets ceil(test * n) ratings, as in Surprise's
--- train_test_split) or an integer count. Ratings keep their order within each part.
+-- train_test_split) or an integer count. Both parts are in the shuffled order, as in
+-- Surprise.
 function RatingSet:split(opts)
   opts = check_opts(opts, "split", { test = true, seed = true })
   local n = self:size()
@@ -272,11 +273,20 @@ function RatingSet:split(opts)
     error(string.format("moonml.rec.split: test count %d out of range 0..%d", n_test, n), 0)
   end
   local perm = C.permutation(n, check_seed(opts.seed, "split"))
-  local marks = {}
+  local test, train = {}, {}
   for p = 1, n do
-    marks[perm[p]] = p <= n_test and 1 or 0
+    if p <= n_test then
+      test[#test + 1] = perm[p]
+    else
+      train[#train + 1] = perm[p]
+    end
   end
-  return self:_select(marks, 0, true), self:_select(marks, 1, true)
+  return self:_take(train), self:_take(test)
+end
+
+--- The ratings at the given positions, in that order.
+function RatingSet:_take(rows)
+  return new_set(C.take(self.store, rows), self.ids, self.scale, { name = self.name })
 end
 
 local function folds_from_marks(self, marks, k)
@@ -289,7 +299,8 @@ end
 
 --- Seeded k-fold cross-validation folds: an array of {train =, test =}. As Surprise's
 -- KFold: the ratings are shuffled once and cut into k consecutive blocks, the first
--- n % k blocks one rating larger.
+-- n % k blocks one rating larger; both parts keep the shuffled order (which is the
+-- order the SGD solvers visit each user's ratings in).
 function RatingSet:folds(k, opts)
   opts = check_opts(opts, "folds", { seed = true })
   if math.type(k) ~= "integer" or k < 2 then
@@ -300,15 +311,21 @@ function RatingSet:folds(k, opts)
     error(string.format("moonml.rec.folds: %d folds for %d ratings", k, n), 0)
   end
   local perm = C.permutation(n, check_seed(opts.seed, "folds"))
-  local marks, start = {}, 0
+  local out, start = {}, 0
   for f = 1, k do
     local size = n // k + ((f - 1) < n % k and 1 or 0)
-    for p = start + 1, start + size do
-      marks[perm[p]] = f
+    local train, test = {}, {}
+    for p = 1, n do
+      if p > start and p <= start + size then
+        test[#test + 1] = perm[p]
+      else
+        train[#train + 1] = perm[p]
+      end
     end
+    out[f] = { train = self:_take(train), test = self:_take(test) }
     start = start + size
   end
-  return folds_from_marks(self, marks, k)
+  return out
 end
 
 --- Folds given by a fold-assignment file: one fold number per line, in the order of the
