@@ -31,4 +31,5 @@ function ml.is_tensor(x)
 end
 
 export_methods()
+ml.rec = require("moonml.rec")
 return ml

@@ -65,5 +65,6 @@ void mml_open_shape(lua_State *L, const mml_open_state *st);
 void mml_open_elementwise(lua_State *L, const mml_open_state *st);
 void mml_open_reduce(lua_State *L, const mml_open_state *st);
 void mml_open_linalg(lua_State *L, const mml_open_state *st);
+void mml_open_rec(lua_State *L, const mml_open_state *st);
 
 #endif

@@ -1,0 +1,371 @@
+--- The contract every rating-prediction algorithm follows (Surprise's AlgoBase).
+--
+-- An algorithm is a class made with `base.class(name, spec)`; `spec` lists its
+-- parameters with Surprise's names and defaults. A subclass implements
+--
+--   * `_fit(trainset, opts)`: learns from the train set (self.trainset, self.ids,
+--     self.mu, self.scale are set before it runs);
+--   * `_estimate_many(users, items)`: for Lua arrays of 1-based inner ids of the train
+--     set's id space (0 where the raw id is not in it), returns an array of estimates
+--     (not clipped) and an array whose entry is false, or the reason string when the
+--     pair cannot be predicted (Surprise's PredictionImpossible);
+--   * optionally `_scores(u)`: estimates of user u for every item of the id space
+--     (false where there is none), used by recommend.
+--
+-- The base class does the rest: raw-id look-ups, the fallback to the train set's mean
+-- for impossible predictions (details.was_impossible = true, details.reason), clipping
+-- to the rating scale, batches, test, recommend, tostring and error messages.
+-- @module moonml.rec.base
+local core = require("moonml.core")
+local data = require("moonml.rec.data")
+local C = core._rec
+
+local base = {}
+
+local Algo = {}
+Algo.__index = Algo
+base.Algo = Algo
+
+local function fail(self, method, fmt, ...)
+  error(string.format("moonml.rec.%s.%s: " .. fmt, self.name, method, ...), 0)
+end
+base.fail = fail
+
+local function check_param(cls, name, value, spec)
+  local kind = spec.type
+  local ok
+  if kind == "number" then
+    ok = type(value) == "number" and value == value
+  elseif kind == "integer" then
+    ok = math.type(value) == "integer"
+  elseif kind == "boolean" then
+    ok = type(value) == "boolean"
+  elseif kind == "table" then
+    ok = type(value) == "table"
+  elseif kind == "string" then
+    ok = type(value) == "string"
+  else
+    ok = true
+  end
+  if not ok then
+    error(string.format("moonml.rec.%s: %s must be %s %s, got %s", cls.name, name,
+      kind == "integer" and "an" or "a", kind, tostring(value)), 0)
+  end
+  if spec.min and value < spec.min then
+    error(string.format("moonml.rec.%s: %s must be >= %s, got %s", cls.name, name,
+      tostring(spec.min), tostring(value)), 0)
+  end
+end
+
+--- Makes an algorithm class. spec.params is an ordered list of
+-- {name, default, type = ..., min = ...}; a default of nil means "absent unless given".
+-- Calling the class, `Cls{...}` or `Cls()`, makes an instance with checked parameters.
+function base.class(name, spec)
+  local cls = setmetatable({}, { __index = Algo })
+  cls.__index = cls
+  cls.__tostring = Algo.__tostring
+  cls.name = name
+  cls.params = spec.params or {}
+  local by_name = {}
+  for _, p in ipairs(cls.params) do
+    by_name[p[1]] = p
+  end
+  getmetatable(cls).__call = function(c, params)
+    if params ~= nil and type(params) ~= "table" then
+      error(string.format("moonml.rec.%s: parameters must be a table, got %s", name,
+        type(params)), 0)
+    end
+    params = params or {}
+    local self = setmetatable({ _given = {} }, c)
+    for k, v in pairs(params) do
+      local p = by_name[k]
+      if not p then
+        error(string.format("moonml.rec.%s: unknown parameter '%s'", name, tostring(k)), 0)
+      end
+      check_param(c, k, v, p)
+      self._given[k] = v
+    end
+    for _, p in ipairs(c.params) do
+      local v = params[p[1]]
+      if v == nil then
+        v = p[2]
+      end
+      self[p[1]] = v
+    end
+    if c._init then
+      c._init(self)
+    end
+    return self
+  end
+  return cls
+end
+
+--- A new unfitted instance with the same parameters.
+function Algo:clone()
+  return getmetatable(self)(self._given)
+end
+
+function Algo:__tostring()
+  local parts = {}
+  for _, p in ipairs(self.params) do
+    local v = self[p[1]]
+    if v ~= nil and type(v) ~= "table" then
+      parts[#parts + 1] = string.format("%s = %s", p[1],
+        type(v) == "string" and string.format("%q", v) or tostring(v))
+    elseif type(v) == "table" then
+      local sub = {}
+      for k, x in pairs(v) do
+        sub[#sub + 1] = string.format("%s = %s", k,
+          type(x) == "string" and string.format("%q", x) or tostring(x))
+      end
+      table.sort(sub)
+      parts[#parts + 1] = string.format("%s = {%s}", p[1], table.concat(sub, ", "))
+    end
+  end
+  local state = self.trainset and string.format(" fitted on %d ratings", self.trainset:size())
+    or " not fitted"
+  return string.format("moonml.rec.%s{%s}%s", self.name, table.concat(parts, ", "), state)
+end
+
+--- Learns from a rating set; returns self.
+function Algo:fit(trainset, opts)
+  if not data.is_set(trainset) then
+    fail(self, "fit", "expected a rating set as argument 1, got %s", type(trainset))
+  end
+  if trainset:size() == 0 then
+    fail(self, "fit", "the train set is empty")
+  end
+  self.trainset = nil
+  self.ids, self.scale = trainset.ids, trainset.scale
+  self.mu = trainset:global_mean()
+  self:_fit(trainset, opts or {})
+  self.trainset = trainset
+  return self
+end
+
+local function check_fitted(self, method)
+  if not self.trainset then
+    fail(self, method, "the model is not fitted (call fit first)")
+  end
+end
+
+local function clip(self, est)
+  local lo, hi = self.scale[1], self.scale[2]
+  if est < lo then
+    return lo
+  elseif est > hi then
+    return hi
+  end
+  return est
+end
+
+--- The 1-based inner id of a raw user / item id in the train set's id space, or 0.
+function Algo:_inner(raw_users, raw_items, method)
+  local ids = self.ids
+  local us, is = {}, {}
+  for k = 1, #raw_users do
+    local u, i = raw_users[k], raw_items[k]
+    if u == nil or i == nil or data.key(u) == nil or data.key(i) == nil then
+      fail(self, method, "ids must be numbers or strings (pair %d: %s, %s)", k, tostring(u),
+        tostring(i))
+    end
+    us[k] = ids:user(u) or 0
+    is[k] = ids:item(i) or 0
+  end
+  return us, is
+end
+
+-- Clipped estimates and details for inner id arrays.
+local function estimate(self, us, is, want_details)
+  local est, impossible = self:_estimate_many(us, is)
+  local details = want_details and {} or nil
+  local default = self.mu
+  for k = 1, #us do
+    local why = impossible[k]
+    if why then
+      est[k] = default
+    end
+    est[k] = clip(self, est[k])
+    if details then
+      details[k] = why and { was_impossible = true, reason = why } or { was_impossible = false }
+    end
+  end
+  return est, details
+end
+
+--- `est, details = m:predict(user, item[, r_ui])`: the estimate for raw ids, clipped to
+-- the rating scale. details.was_impossible tells whether the model fell back to the train
+-- set's mean rating (details.reason says why).
+function Algo:predict(user, item, r_ui)
+  check_fitted(self, "predict")
+  if user == nil or item == nil then
+    fail(self, "predict", "expected a user id and an item id, got %s and %s",
+      tostring(user), tostring(item))
+  end
+  local us, is = self:_inner({ user }, { item }, "predict")
+  local est, details = estimate(self, us, is, true)
+  if r_ui ~= nil then
+    details[1].r_ui = r_ui
+  end
+  return est[1], details[1]
+end
+
+local function id_array(self, x, method, what)
+  if getmetatable(x) == core.Tensor then
+    if x:dim() ~= 1 then
+      fail(self, method, "%s must be a 1-D tensor", what)
+    end
+    return x:totable()
+  elseif type(x) == "table" then
+    return x
+  end
+  fail(self, method, "%s must be a Lua array or a tensor, got %s", what, type(x))
+end
+
+--- Estimates for arrays (or 1-D tensors) of raw user and item ids: a float32 tensor.
+function Algo:predict_batch(users, items)
+  check_fitted(self, "predict_batch")
+  local us = id_array(self, users, "predict_batch", "users")
+  local is = id_array(self, items, "predict_batch", "items")
+  if #us ~= #is then
+    fail(self, "predict_batch", "%d users but %d items", #us, #is)
+  end
+  local iu, ii = self:_inner(us, is, "predict_batch")
+  if #iu == 0 then
+    return core.zeros(0)
+  end
+  local est = estimate(self, iu, ii, false)
+  return core.tensor(est)
+end
+
+--- Predictions for every rating of a test set: an array of
+-- {uid =, iid =, r_ui =, est =, details =} (raw ids).
+function Algo:test(testset)
+  check_fitted(self, "test")
+  if not data.is_set(testset) then
+    fail(self, "test", "expected a rating set as argument 1, got %s", type(testset))
+  end
+  local cu, ci, rs = testset.store:columns()
+  local tu, ti = testset.ids.users, testset.ids.items
+  local us, is
+  if testset.ids == self.ids then
+    us, is = cu, ci
+  else
+    local ru, ri = {}, {}
+    for k = 1, #cu do
+      ru[k], ri[k] = tu[cu[k]], ti[ci[k]]
+    end
+    us, is = self:_inner(ru, ri, "test")
+  end
+  local est, details = estimate(self, us, is, true)
+  local out = {}
+  for k = 1, #cu do
+    out[k] = { uid = tu[cu[k]], iid = ti[ci[k]], r_ui = rs[k], est = est[k], details = details[k] }
+  end
+  return out
+end
+
+--- Default scores: the estimates of user u for every item, false where impossible.
+function Algo:_scores(u)
+  local n = #self.ids.items
+  local us, is = {}, {}
+  for i = 1, n do
+    us[i], is[i] = u, i
+  end
+  local est, impossible = self:_estimate_many(us, is)
+  for i = 1, n do
+    if impossible[i] or self.trainset.store:item_count(i) == 0 then
+      est[i] = false
+    end
+  end
+  return est
+end
+
+--- The n best items for a user: `ids, scores = m:recommend(user, n, {exclude_seen =
+-- true})`, best first. Candidates are the items of the train set; the items the user
+-- rated in it are left out unless exclude_seen = false. Scores are the model's estimates
+-- before clipping (so items beyond the top of the scale stay ordered); ties go to the
+-- smaller item id.
+function Algo:recommend(user, n, opts)
+  check_fitted(self, "recommend")
+  if opts ~= nil and type(opts) ~= "table" then
+    fail(self, "recommend", "options must be a table, got %s", type(opts))
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "exclude_seen" then
+      fail(self, "recommend", "unknown option '%s'", tostring(k))
+    end
+  end
+  n = n == nil and 10 or n
+  if math.type(n) ~= "integer" or n < 0 then
+    fail(self, "recommend", "n must be a non-negative integer, got %s", tostring(n))
+  end
+  if user == nil or data.key(user) == nil then
+    fail(self, "recommend", "expected a user id, got %s", tostring(user))
+  end
+  local u = self.ids:user(user)
+  if not u or self.trainset.store:user_count(u) == 0 then
+    fail(self, "recommend", "unknown user '%s'", tostring(user))
+  end
+  local scores = self:_scores(u)
+  if opts.exclude_seen ~= false then
+    local seen = self.trainset.store:row(false, u)
+    for _, i in ipairs(seen) do
+      scores[i] = false
+    end
+  end
+  local items = self.ids.items
+  local less = data.id_less
+  local function better(a, b) -- inner ids a, b
+    local sa, sb = scores[a], scores[b]
+    if sa ~= sb then
+      return sa > sb
+    end
+    return less(items[a], items[b])
+  end
+  -- keep the best n in a small sorted list (n is small next to the item count)
+  local top = {}
+  for i = 1, #scores do
+    if scores[i] then
+      if #top < n then
+        local k = #top + 1
+        while k > 1 and better(i, top[k - 1]) do
+          top[k] = top[k - 1]
+          k = k - 1
+        end
+        top[k] = i
+      elseif n > 0 and better(i, top[n]) then
+        local k = n
+        while k > 1 and better(i, top[k - 1]) do
+          top[k] = top[k - 1]
+          k = k - 1
+        end
+        top[k] = i
+      end
+    end
+  end
+  local ids, out = {}, {}
+  for k, i in ipairs(top) do
+    ids[k], out[k] = items[i], scores[i]
+  end
+  return ids, out
+end
+
+-- ------------------------------------------------------------------ factor models
+
+--- _estimate_many for the factor models kept in self (see src/rec/rec.h mm_rec_mf).
+function base.mf_estimate_many(self, us, is)
+  local est, imp = C.predict(self, self.trainset_store, us, is)
+  for k = 1, #imp do
+    imp[k] = imp[k] and self.impossible_reason or false
+  end
+  return est, imp
+end
+
+function base.mf_scores(self, u)
+  return C.scores(self, self.trainset_store, u)
+end
+
+base.C = C
+return base

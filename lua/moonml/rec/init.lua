@@ -1,0 +1,56 @@
+--- moonml.rec: rating prediction and recommendation with Surprise's algorithms.
+--
+--   local rec = require("moonml").rec
+--   local data = rec.load("ml-100k/u.data", {format = "movielens-100k"})
+--   local train, test = data:split{test = 0.2, seed = 1}
+--   local svd = rec.SVD{n_factors = 100, random_state = 1}:fit(train)
+--   print(rec.rmse(svd, test))
+--   local ids, scores = svd:recommend(196, 10)  -- seen items left out
+--
+-- Data: load (MovieLens 100k / 1M / latest CSV, generic delimited files), from_table,
+-- from_tensors, folds_from_file, predefined_folds; splits on the set (split, folds,
+-- leave_last_out). Algorithms: NormalPredictor, BaselineOnly, SVD, SVDpp, NMF, all with
+-- the contract of moonml.rec.base. Metrics: rmse, mae, mse, fcp. cross_validate.
+-- @module moonml.rec
+local data = require("moonml.rec.data")
+local metrics = require("moonml.rec.metrics")
+local validation = require("moonml.rec.validation")
+local baseline = require("moonml.rec.baseline")
+local mf = require("moonml.rec.matrix_factorization")
+
+local rec = {}
+
+--- `rec.load(path, {format = "movielens-100k" | "movielens-1m" | "movielens-csv" | "csv"
+-- | "movielens", sep =, header =, scale = {lo, hi}, skip_bad = false})` -> rating set.
+-- Formats: movielens-100k (u.data: tab, 4 fields, scale 1..5), movielens-1m (ratings.dat:
+-- "::", scale 1..5), movielens-csv (ratings.csv: header line, ",", scale 0.5..5), csv
+-- (default: ",", no header, user,item,rating[,timestamp], scale inferred from the data
+-- unless given); "movielens" picks one of the three by the file's extension. CRLF and
+-- LF line ends, blank lines ignored, fields trimmed. A malformed line is an error
+-- "moonml.rec.load: u.data:17: expected 4 fields, got 2", or, with skip_bad = true,
+-- skipped and counted in data.skipped. Non-finite ratings and ratings outside the scale
+-- are errors either way.
+rec.load = data.load
+rec.from_table = data.from_table
+rec.from_tensors = data.from_tensors
+rec.folds_from_file = data.folds_from_file
+rec.predefined_folds = data.predefined_folds
+rec.load_many = data.load_many
+rec.is_ratings = data.is_set
+
+rec.NormalPredictor = require("moonml.rec.random_pred")
+rec.BaselineOnly = baseline.BaselineOnly
+rec.SVD = mf.SVD
+rec.SVDpp = mf.SVDpp
+rec.NMF = mf.NMF
+rec.compute_baselines = baseline.compute
+
+rec.rmse = metrics.rmse
+rec.mae = metrics.mae
+rec.mse = metrics.mse
+rec.fcp = metrics.fcp
+rec.cross_validate = validation.cross_validate
+
+rec.base = require("moonml.rec.base")
+
+return rec
