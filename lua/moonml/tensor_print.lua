@@ -1,5 +1,6 @@
 --- tostring for tensors, after PyTorch's print: values, then shape and dtype.
 -- Tensors over 1000 elements show the first and last 3 entries of each dimension.
+-- Unlike PyTorch, long rows are not wrapped at 80 columns.
 local EDGE, THRESHOLD = 3, 1000
 
 local function visible(n, summarize)
@@ -74,7 +75,7 @@ local function format_values(x, summarize)
   local values = {}
   collect(x, summarize, values)
   local dtype = x:dtype()
-  local fmt
+  local fmt, counts
   if dtype == "bool" then
     fmt = tostring
   elseif dtype == "int64" then
@@ -83,10 +84,16 @@ local function format_values(x, summarize)
     end
   else
     fmt = float_formatter(values)
+    -- as PyTorch: only nonzero finite values set the column width
+    counts = function(v)
+      return v == v and v ~= 0 and v ~= math.huge and v ~= -math.huge
+    end
   end
-  local width = 0
+  local width = 1
   for _, v in ipairs(values) do
-    width = math.max(width, #fmt(v))
+    if not counts or counts(v) then
+      width = math.max(width, #fmt(v))
+    end
   end
   return function(v)
     local s = fmt(v)

@@ -154,10 +154,12 @@ mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape, dou
   return t;
 }
 
+#define TWO_POW_63 9223372036854775808.0
+
 /* Truncates toward zero like a C cast, but defined for every input: NaN and values
  * outside int64's range give INT64_MIN, which is what PyTorch produces on x86. */
 static int64_t double_to_int64(double v) {
-  if (v >= -0x1p63 && v < 0x1p63)
+  if (v >= -TWO_POW_63 && v < TWO_POW_63)
     return (int64_t)v;
   return INT64_MIN;
 }
@@ -236,7 +238,7 @@ mm_tensor *mm_arange(mm_ctx *ctx, mm_dtype dt, double start, double end, double 
   int64_t n = span < 0 ? 0 : (int64_t)floor(span + 1e-9) + 1;
   if (dt == MM_INT64 && n > 0) {
     /* the margin covers the rounding of `last`, so the exact values fit too */
-    double last = start + step * (double)(n - 1), limit = 0x1p63 - 4096;
+    double last = start + step * (double)(n - 1), limit = TWO_POW_63 - 4096;
     if (!(fabs(start) <= limit && fabs(last) <= limit)) {
       mm_fail(ctx, "moonml.arange: values from %g to %g do not fit in int64", start, last);
       return NULL;

@@ -228,6 +228,7 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
   }
   int64_t s[MM_MAX_DIMS], st[MM_MAX_DIMS];
   int lead = ndim - t->ndim;
+  int64_t nonzero = 1;
   /* from the last dim: PyTorch's inferExpandGeometry, strides included (a new leading
    * dim of size 1 gets the stride a contiguous tensor would have, not 0) */
   for (int d = ndim - 1; d >= 0; d--) {
@@ -252,10 +253,7 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
               mm_shape_str(b, sizeof b, ndim, shape));
       return NULL;
     }
-  }
-  int64_t nonzero = 1;
-  for (int d = 0; d < ndim; d++) {
-    if (s[d] > 0 && nonzero > INT64_MAX / s[d]) {
+    if (s[d] > 0 && nonzero > INT64_MAX / s[d]) { /* as in view: the count must fit */
       mm_fail(ctx, "moonml.expand: shape %s has too many elements",
               mm_shape_str(b, sizeof b, ndim, shape));
       return NULL;

@@ -43,9 +43,11 @@ mm_tensor *mml_test_tensor(lua_State *L, int idx) {
 
 mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn) {
   mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
-  if (!b)
+  if (!b) {
     mml_error(L, "moonml.%s: expected a tensor as argument %d, got %s", fn, idx,
               luaL_typename(L, idx));
+    return NULL;
+  }
   if (!b->t)
     mml_error(L, "moonml.%s: argument %d is a closed tensor", fn, idx);
   return b->t;
@@ -114,6 +116,15 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
       shape[n++] = mml_check_integer(L, -1, fn, "size");
       lua_pop(L, 1);
     }
+    /* ml.zeros{dtype = "int64"} must not pass for a 0-d shape */
+    if (len == 0) {
+      lua_pushnil(L);
+      if (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        mml_error(L, "moonml.%s: expected a table of sizes, got a table with key '%s'", fn,
+                  luaL_tolstring(L, -1, NULL));
+      }
+    }
     *next = idx + 1;
   } else {
     while (lua_type(L, idx + n) == LUA_TNUMBER) {
@@ -122,7 +133,7 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
       shape[n] = mml_check_integer(L, idx + n, fn, "size");
       n++;
     }
-    if (n == 0 && !lua_isnoneornil(L, idx) && !lua_istable(L, idx))
+    if (n == 0 && !lua_isnone(L, idx)) /* nil too: ml.zeros(n) with n unset */
       mml_error(L, "moonml.%s: expected sizes or a table of sizes, got %s", fn,
                 mml_typename(L, idx));
     *next = idx + n;

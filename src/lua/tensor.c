@@ -27,7 +27,8 @@ static void push_element(lua_State *L, const mm_tensor *t, const int64_t *idx) {
 /* A float bound for an int64 tensor must be a number int64 can hold (PyTorch raises an
  * overflow error too); float and bool tensors take any value. */
 static double check_fits(lua_State *L, mm_dtype dt, double v, const char *fn) {
-  if (dt == MM_INT64 && !(v >= -0x1p63 && v < 0x1p63))
+  const double two_pow_63 = 9223372036854775808.0;
+  if (dt == MM_INT64 && !(v >= -two_pow_63 && v < two_pow_63))
     mml_error(L, "moonml.%s: cannot store %f in an int64 tensor", fn, v);
   return v;
 }
@@ -58,6 +59,23 @@ static int64_t check_index(lua_State *L, int idx, const char *fn, int64_t n) {
   return z;
 }
 
+/* Raises the core's last error under the name the user called: x[i] = v fails inside
+ * copy_ and ml.ones inside full, but the messages should read "moonml.newindex: ..." and
+ * "moonml.ones: ...". */
+static int core_error_as(lua_State *L, const char *fn) {
+  const char *msg = mm_ctx_error(mml_ctx(L)), *colon = strchr(msg, ':');
+  if (strncmp(msg, "moonml.", 7) != 0 || !colon)
+    return mml_core_error(L);
+  return mml_error(L, "moonml.%s%s", fn, colon);
+}
+
+/* Pushes t (see mml_push_tensor); a NULL t raises the core's error as fn's. */
+static mm_tensor *push_as(lua_State *L, mm_tensor *t, const char *fn) {
+  if (!t)
+    core_error_as(L, fn);
+  return mml_push_tensor(L, t);
+}
+
 /* ------------------------------------------------------------------ creation */
 
 static const char *const no_extra[] = {NULL};
@@ -67,7 +85,7 @@ static int l_empty(lua_State *L) {
   int next;
   int n = mml_check_shape(L, 1, "empty", shape, &next);
   mm_dtype dt = mml_opt_dtype(L, next, "empty", MM_FLOAT32, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, n, shape)); /* zeroed: no stale data */
+  push_as(L, mm_zeros(mml_ctx(L), dt, n, shape), "empty"); /* zeroed: no stale data */
   return 1;
 }
 
@@ -85,7 +103,7 @@ static int l_ones(lua_State *L) {
   int next;
   int n = mml_check_shape(L, 1, "ones", shape, &next);
   mm_dtype dt = mml_opt_dtype(L, next, "ones", MM_FLOAT32, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, n, shape, 1));
+  push_as(L, mm_full(mml_ctx(L), dt, n, shape, 1), "ones");
   return 1;
 }
 
@@ -106,8 +124,10 @@ static void fill_value(lua_State *L, mm_tensor *t, int vidx, const char *fn) {
     return;
   }
   mm_tensor *scalar = mm_empty(ctx, MM_INT64, 0, NULL);
-  if (!scalar)
+  if (!scalar) {
     mml_core_error(L);
+    return;
+  }
   mm_set_int64(scalar, NULL, (int64_t)lua_tointeger(L, vidx));
   int status = mm_copy_(ctx, t, scalar);
   mm_release(scalar);
@@ -124,7 +144,7 @@ static int l_full(lua_State *L) {
   check_fill_value(L, next, "full");
   mm_dtype def = lua_type(L, next) == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32;
   mm_dtype dt = mml_opt_dtype(L, next + 1, "full", def, no_extra);
-  fill_value(L, mml_push_tensor(L, mm_empty(mml_ctx(L), dt, n, shape)), next, "full");
+  fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, n, shape), "full"), next, "full");
   return 1;
 }
 
@@ -289,14 +309,14 @@ static int l_tensor(lua_State *L) {
   mm_tensor *src = mml_test_tensor(L, 1);
   if (src) {
     mm_dtype dt = mml_opt_dtype(L, 2, "tensor", src->dtype, no_extra);
-    mml_push_tensor(L, dt == src->dtype ? mm_clone(ctx, src) : mm_to_dtype(ctx, src, dt));
+    push_as(L, dt == src->dtype ? mm_clone(ctx, src) : mm_to_dtype(ctx, src, dt), "tensor");
     return 1;
   }
   int type = lua_type(L, 1);
   if (type == LUA_TNUMBER || type == LUA_TBOOLEAN) {
     mm_dtype dt = mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32,
                                 no_extra);
-    mm_tensor *t = mml_push_tensor(L, mm_empty(ctx, dt, 0, NULL));
+    mm_tensor *t = push_as(L, mm_empty(ctx, dt, 0, NULL), "tensor");
     set_element(L, t, NULL, 1, "tensor");
     return 1;
   }
@@ -307,7 +327,7 @@ static int l_tensor(lua_State *L) {
   infer_table_shape(L, 1, &ts);
   mm_dtype dt = mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32,
                               no_extra);
-  mm_tensor *t = mml_push_tensor(L, mm_empty(ctx, dt, ts.ndim, ts.shape));
+  mm_tensor *t = push_as(L, mm_empty(ctx, dt, ts.ndim, ts.shape), "tensor");
   int64_t pos = 0;
   fill_from_table(L, 1, 0, &ts, t, &pos); /* also when empty: {{}, {1}} is ragged */
   return 1;
@@ -324,7 +344,7 @@ static int l_zeros_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "zeros_like", &dt);
   dt = mml_opt_dtype(L, 2, "zeros_like", dt, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "zeros_like");
   return 1;
 }
 
@@ -332,7 +352,7 @@ static int l_ones_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "ones_like", &dt);
   dt = mml_opt_dtype(L, 2, "ones_like", dt, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, 1));
+  push_as(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, 1), "ones_like");
   return 1;
 }
 
@@ -340,7 +360,7 @@ static int l_empty_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "empty_like", &dt);
   dt = mml_opt_dtype(L, 2, "empty_like", dt, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "empty_like");
   return 1;
 }
 
@@ -349,7 +369,7 @@ static int l_full_like(lua_State *L) {
   mm_tensor *x = like_arg(L, "full_like", &dt);
   check_fill_value(L, 2, "full_like");
   dt = mml_opt_dtype(L, 3, "full_like", dt, no_extra);
-  fill_value(L, mml_push_tensor(L, mm_empty(mml_ctx(L), dt, x->ndim, x->shape)), 2,
+  fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, x->ndim, x->shape), "full_like"), 2,
              "full_like");
   return 1;
 }
@@ -358,7 +378,7 @@ static int l_rand_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "rand_like", &dt);
   dt = mml_opt_dtype(L, 2, "rand_like", dt, no_extra);
-  mml_push_tensor(L, mm_rand(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_rand(mml_ctx(L), dt, x->ndim, x->shape), "rand_like");
   return 1;
 }
 
@@ -366,7 +386,7 @@ static int l_randn_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "randn_like", &dt);
   dt = mml_opt_dtype(L, 2, "randn_like", dt, no_extra);
-  mml_push_tensor(L, mm_randn(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_randn(mml_ctx(L), dt, x->ndim, x->shape), "randn_like");
   return 1;
 }
 
@@ -384,7 +404,7 @@ static int l_randint_like(lua_State *L) {
     high = mml_check_integer(L, 2, "randint_like", "high");
   }
   dt = mml_opt_dtype(L, opts, "randint_like", dt, no_extra);
-  mml_push_tensor(L, mm_randint(mml_ctx(L), dt, low, high, x->ndim, x->shape));
+  push_as(L, mm_randint(mml_ctx(L), dt, low, high, x->ndim, x->shape), "randint_like");
   return 1;
 }
 
@@ -605,7 +625,8 @@ static int t_newindex(lua_State *L) {
     src = v = mm_view(ctx, src, row->ndim, src->shape + lead);
   int status = src ? mm_copy_(ctx, row, src) : -1;
   mm_release(v);
-  mml_check_status(L, status);
+  if (status != 0)
+    core_error_as(L, "newindex");
   return 0;
 }
 
@@ -622,7 +643,7 @@ static int m_contiguous(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  mml_push_tensor(L, mm_clone(mml_ctx(L), t));
+  push_as(L, mm_clone(mml_ctx(L), t), "contiguous");
   return 1;
 }
 
@@ -655,7 +676,7 @@ static int convert(lua_State *L, const char *fn, mm_dtype dt) {
     lua_settop(L, 1);
     return 1;
   }
-  mml_push_tensor(L, mm_to_dtype(mml_ctx(L), t, dt));
+  push_as(L, mm_to_dtype(mml_ctx(L), t, dt), fn);
   return 1;
 }
 
