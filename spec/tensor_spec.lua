@@ -311,6 +311,20 @@ describe("copies and conversions", function()
     assert.are.same({ -1.5, 0, 0.25 }, x:double():totable())
     assert.are.equal("float32", x:long():float():dtype())
   end)
+  it("converts non-contiguous and empty tensors", function()
+    local x = ml.tensor({ { -1.5, 0 }, { 2.5, 0.5 }, { 3, -0.25 } }):t() -- strides {1, 2}
+    assert.are.same({ { -1, 2, 3 }, { 0, 0, 0 } }, x:long():totable())
+    assert.are.same({ { true, true, true }, { false, true, true } }, x:bool():totable())
+    assert.are.same({ { -1.5, 2.5, 3 }, { 0, 0.5, -0.25 } }, x:double():totable())
+    local sliced = ml.arange(1, 10, { dtype = "int64" }):slice(1, 2, 10, 3) -- 2, 5, 8
+    h.assert_close(sliced:float(), { 2, 5, 8 }, exact("float32"))
+    local e = ml.zeros(0, 3):long()
+    assert.are.same({ 0, 3 }, e:shape())
+    assert.are.equal("int64", e:dtype())
+    assert.are.same({ 2, 0 }, ml.zeros(2, 0):clone():shape())
+    assert.are.same({ 0 }, ml.zeros(0):copy_(ml.tensor(1)):shape())
+    assert.are.same({ 0, 2 }, ml.zeros(0, 2):fill_(3):shape())
+  end)
   it("a conversion to the same dtype returns the tensor itself, as in PyTorch", function()
     local x = ml.zeros(2)
     assert.are.equal(x, x:float())
@@ -561,6 +575,11 @@ describe("creation rejects bad input", function()
     { "fill_", "must be a number", function() return ml.zeros(3):fill_("x") end },
     { "fill_", "must be a number", function() return ml.zeros(3):fill_() end },
     { "fill_", "int64", function() return ml.zeros(3, "int64"):fill_(0 / 0) end },
+    { "fill_", "got table", function() return ml.zeros(3):fill_({}) end },
+    { "fill_", "expected a tensor", function() return ml.fill_(nil, 1) end },
+    { "full", "got table", function() return ml.full({ 2 }, {}) end },
+    { "arange", "got table", function() return ml.arange({ 1, 5 }) end },
+    { "tensor", "got function", function() return ml.tensor({ print }) end },
     { "to", "unknown dtype", function() return ml.zeros(3):to("int32") end },
     { "to", "expected a dtype", function() return ml.zeros(3):to() end },
     { "long", "expected a tensor", function() return ml.long(3) end },
