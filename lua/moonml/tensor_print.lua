@@ -1,5 +1,6 @@
 --- tostring for tensors, after PyTorch's print: values, then shape and dtype.
 -- Tensors over 1000 elements show the first and last 3 entries of each dimension.
+-- Unlike PyTorch, long rows are not wrapped at 80 columns.
 local EDGE, THRESHOLD = 3, 1000
 
 local function visible(n, summarize)
@@ -38,20 +39,23 @@ local function collect(x, summarize, out)
   end
 end
 
+-- PyTorch's _Formatter: the nonzero finite values decide. All whole numbers print as
+-- "3." unless their range calls for scientific notation, which is also used for
+-- fractions when max/min > 1000, max > 1e8 or min < 1e-4; otherwise 4 decimals.
 local function float_formatter(values)
-  local all_int, maxabs, minabs = true, 0, math.huge
+  local int_mode, maxabs, minabs = true, 0, math.huge
   for _, v in ipairs(values) do
-    if v == v and v ~= math.huge and v ~= -math.huge then
+    if v == v and v ~= 0 and v ~= math.huge and v ~= -math.huge then
       if v ~= math.floor(v) then
-        all_int = false
+        int_mode = false
       end
       local a = math.abs(v)
       maxabs = math.max(maxabs, a)
-      if a > 0 then
-        minabs = math.min(minabs, a)
-      end
+      minabs = math.min(minabs, a)
     end
   end
+  local sci = minabs < math.huge
+    and (maxabs / minabs > 1000 or maxabs > 1e8 or (not int_mode and minabs < 1e-4))
   local function special(v)
     if v ~= v then
       return "nan"
@@ -61,18 +65,9 @@ local function float_formatter(values)
       return "-inf"
     end
   end
-  local wide = maxabs / minabs > 1000 and not all_int and minabs < 1
-  if maxabs >= 1e8 or (minabs < 1e-4 and minabs < math.huge) or wide then
-    return function(v)
-      return special(v) or string.format("%.4e", v)
-    end
-  elseif all_int then
-    return function(v)
-      return special(v) or string.format("%.0f.", v)
-    end
-  end
+  local pattern = sci and "%.4e" or int_mode and "%.0f." or "%.4f"
   return function(v)
-    return special(v) or string.format("%.4f", v)
+    return special(v) or string.format(pattern, v)
   end
 end
 
@@ -80,7 +75,7 @@ local function format_values(x, summarize)
   local values = {}
   collect(x, summarize, values)
   local dtype = x:dtype()
-  local fmt
+  local fmt, counts
   if dtype == "bool" then
     fmt = tostring
   elseif dtype == "int64" then
@@ -89,10 +84,16 @@ local function format_values(x, summarize)
     end
   else
     fmt = float_formatter(values)
+    -- as PyTorch: only nonzero finite values set the column width
+    counts = function(v)
+      return v == v and v ~= 0 and v ~= math.huge and v ~= -math.huge
+    end
   end
-  local width = 0
+  local width = 1
   for _, v in ipairs(values) do
-    width = math.max(width, #fmt(v))
+    if not counts or counts(v) then
+      width = math.max(width, #fmt(v))
+    end
   end
   return function(v)
     local s = fmt(v)
@@ -123,8 +124,16 @@ local function render(x, fmt, summarize, indent)
 end
 
 return function(x)
+  if not pcall(x.dim, x) then
+    return "tensor(closed)" -- like Lua's "file (closed)"
+  end
   local summarize = x:numel() > THRESHOLD
-  local body = render(x, format_values(x, summarize), summarize, "       ")
+  local body
+  if x:numel() == 0 and x:dim() > 0 then
+    body = "[]" -- as PyTorch prints any empty tensor; the shape follows
+  else
+    body = render(x, format_values(x, summarize), summarize, "       ")
+  end
   local extras = { "shape={" .. table.concat(x:shape(), ", ") .. "}" }
   if x:dtype() ~= "float32" then
     extras[#extras + 1] = "dtype=" .. x:dtype()

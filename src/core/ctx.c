@@ -12,7 +12,7 @@ mm_ctx *mm_ctx_new(void) {
   if (!ctx)
     return NULL;
   ctx->refcount = 1;
-  ctx->cache_limit = (size_t)128 << 20;
+  ctx->cache_limit = (size_t)256 << 20; /* the default moonml.h documents */
   mm_manual_seed(ctx, 0x6d6f6f6e6d6cULL); /* "moonml" */
   return ctx;
 }

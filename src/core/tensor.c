@@ -154,14 +154,65 @@ mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape, dou
   return t;
 }
 
+#define TWO_POW_63 9223372036854775808.0
+
+/* Truncates toward zero like a C cast, but defined for every input: NaN and values
+ * outside int64's range give INT64_MIN, which is what PyTorch produces on x86. */
+static int64_t double_to_int64(double v) {
+  if (v >= -TWO_POW_63 && v < TWO_POW_63)
+    return (int64_t)v;
+  return INT64_MIN;
+}
+
 /* Writes v into element i of a contiguous buffer of dtype dt. */
 static void store(void *data, mm_dtype dt, int64_t i, double v) {
   switch (dt) {
   case MM_FLOAT32: ((float *)data)[i] = (float)v; break;
   case MM_FLOAT64: ((double *)data)[i] = v; break;
-  case MM_INT64: ((int64_t *)data)[i] = (int64_t)v; break;
+  case MM_INT64: ((int64_t *)data)[i] = double_to_int64(v); break;
   case MM_BOOL: ((uint8_t *)data)[i] = v != 0; break;
   default: break;
+  }
+}
+
+/* PyTorch's CPU range kernels (arange, linspace; 1.13, AVX2 and default builds) write
+ * two vectors of V = 32 bytes / element size per round, each as base + k * step, and
+ * the remainder one element at a time; the compiler fuses `start + step * i` into an
+ * fma there. moonml repeats that arithmetic so that the values agree bit for bit with
+ * PyTorch's (beyond its parallel grain of 32768 elements PyTorch splits the range over
+ * its threads, and its values then depend on the thread count). */
+#define RANGE_LANES(dt) ((int64_t)(32 / mm_dtype_size(dt)))
+
+/* arange: PyTorch accumulates float32 ranges in double. */
+static void fill_arange(void *data, mm_dtype dt, double start, double step, int64_t n) {
+  const int64_t v = RANGE_LANES(dt);
+  int64_t i = 0;
+  if (dt == MM_FLOAT64) {
+    double *p = data;
+    for (; i + 2 * v <= n; i += 2 * v)
+      for (int64_t g = i; g < i + 2 * v; g += v) {
+        double base = fma(step, (double)g, start);
+        for (int64_t k = 0; k < v; k++)
+          p[g + k] = fma((double)k, step, base);
+      }
+    for (; i < n; i++)
+      p[i] = fma(step, (double)i, start);
+  } else if (dt == MM_FLOAT32) {
+    float *p = data;
+    for (; i + 2 * v <= n; i += 2 * v)
+      for (int64_t g = i; g < i + 2 * v; g += v) {
+        float base = (float)fma(step, (double)g, start);
+        for (int64_t k = 0; k < v; k++)
+          p[g + k] = (float)fma((double)k, step, (double)base);
+      }
+    for (; i < n; i++)
+      p[i] = (float)fma(step, (double)i, start);
+  } else { /* int64: exact integer steps when start and step are whole numbers */
+    int64_t *p = data;
+    bool whole = start == floor(start) && step == floor(step);
+    for (; i < n; i++)
+      p[i] = whole ? (int64_t)start + i * (int64_t)step
+                   : double_to_int64(start + step * (double)i);
   }
 }
 
@@ -174,20 +225,75 @@ mm_tensor *mm_arange(mm_ctx *ctx, mm_dtype dt, double start, double end, double 
     mm_fail(ctx, "moonml.arange: step must not be zero");
     return NULL;
   }
+  if (dt == MM_BOOL) {
+    mm_fail(ctx, "moonml.arange: dtype bool is not supported");
+    return NULL;
+  }
   /* inclusive like Lua's numeric for: the small slack keeps 0, 0.1, ..., 1 at 11 */
   double span = (end - start) / step;
-  int64_t n = span < 0 ? 0 : (int64_t)floor(span + 1e-9) + 1;
   if (span > 1e15) {
     mm_fail(ctx, "moonml.arange: size too large to allocate");
     return NULL;
   }
+  int64_t n = span < 0 ? 0 : (int64_t)floor(span + 1e-9) + 1;
+  if (dt == MM_INT64 && n > 0) {
+    /* the margin covers the rounding of `last`, so the exact values fit too */
+    double last = start + step * (double)(n - 1), limit = TWO_POW_63 - 4096;
+    if (!(fabs(start) <= limit && fabs(last) <= limit)) {
+      mm_fail(ctx, "moonml.arange: values from %g to %g do not fit in int64", start, last);
+      return NULL;
+    }
+  }
   mm_tensor *t = new_tensor(ctx, "arange", dt, 1, &n);
-  if (!t)
-    return NULL;
-  void *data = mm_data(t);
-  for (int64_t i = 0; i < n; i++)
-    store(data, dt, i, start + (double)i * step);
+  if (t)
+    fill_arange(mm_data(t), dt, start, step, n);
   return t;
+}
+
+/* linspace: PyTorch computes in the tensor's own type, from both ends towards the middle. */
+static void fill_linspace(void *data, mm_dtype dt, double start, double end, int64_t n) {
+  const int64_t v = RANGE_LANES(dt), half = n / 2;
+  int64_t i = 0;
+  if (dt == MM_FLOAT32) {
+    float *p = data, s = (float)start, e = (float)end, step = (e - s) / (float)(n - 1);
+#define LIN_F32(j) ((j) < half ? fmaf(step, (float)(j), s) : fmaf(-step, (float)(n - (j)-1), e))
+    for (; i + 2 * v <= n; i += 2 * v)
+      for (int64_t g = i; g < i + 2 * v; g += v) {
+        float base = LIN_F32(g);
+        for (int64_t k = 0; k < v; k++)
+          p[g + k] = base + (float)k * step;
+      }
+    for (; i < n; i++)
+      p[i] = LIN_F32(i);
+#undef LIN_F32
+  } else if (dt == MM_FLOAT64) {
+    double *p = data, s = start, e = end, step = (e - s) / (double)(n - 1);
+#define LIN_F64(j) ((j) < half ? fma(step, (double)(j), s) : fma(-step, (double)(n - (j)-1), e))
+    for (; i + 2 * v <= n; i += 2 * v)
+      for (int64_t g = i; g < i + 2 * v; g += v) {
+        double base = LIN_F64(g);
+        for (int64_t k = 0; k < v; k++)
+          p[g + k] = base + (double)k * step;
+      }
+    for (; i < n; i++)
+      p[i] = LIN_F64(i);
+#undef LIN_F64
+  } else { /* int64: ends truncated first, the step kept in double */
+    int64_t *p = data, s = double_to_int64(start), e = double_to_int64(end);
+    double step = ((double)e - (double)s) / (double)(n - 1);
+#define LIN_I64(j)                                                                          \
+  double_to_int64((j) < half ? fma(step, (double)(j), (double)s)                           \
+                             : fma(-step, (double)(n - (j)-1), (double)e))
+    for (; i + 2 * v <= n; i += 2 * v)
+      for (int64_t g = i; g < i + 2 * v; g += v) {
+        int64_t base = LIN_I64(g);
+        for (int64_t k = 0; k < v; k++)
+          p[g + k] = double_to_int64((double)base + (double)k * step);
+      }
+    for (; i < n; i++)
+      p[i] = LIN_I64(i);
+#undef LIN_I64
+  }
 }
 
 mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end, int64_t steps) {
@@ -196,15 +302,17 @@ mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end, int64
             (long long)steps);
     return NULL;
   }
+  if (dt == MM_BOOL) {
+    mm_fail(ctx, "moonml.linspace: dtype bool is not supported");
+    return NULL;
+  }
   mm_tensor *t = new_tensor(ctx, "linspace", dt, 1, &steps);
   if (!t)
     return NULL;
-  void *data = mm_data(t);
-  double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0;
-  /* PyTorch's symmetric formula: the two halves count from each end */
-  for (int64_t i = 0; i < steps; i++)
-    store(data, dt, i, i < steps / 2 ? start + step * (double)i
-                                     : end - step * (double)(steps - 1 - i));
+  if (steps == 1)
+    store(mm_data(t), dt, 0, start);
+  else if (steps > 1)
+    fill_linspace(mm_data(t), dt, start, end, steps);
   return t;
 }
 
@@ -328,7 +436,7 @@ static int64_t load_int64(const char *p, mm_dtype dt) {
   switch (dt) {
   case MM_INT64: return *(const int64_t *)p;
   case MM_BOOL: return *(const uint8_t *)p;
-  default: return (int64_t)load_double(p, dt);
+  default: return double_to_int64(load_double(p, dt));
   }
 }
 
@@ -337,6 +445,8 @@ static void store_int64(char *p, mm_dtype dt, int64_t v) {
     *(int64_t *)p = v;
   else if (dt == MM_BOOL)
     *(uint8_t *)p = v != 0;
+  else if (dt == MM_FLOAT32)
+    *(float *)p = (float)v; /* one rounding, not two through double */
   else
     store(p, dt, 0, (double)v);
 }
@@ -378,13 +488,44 @@ static void copy_kernel(char **p, const int64_t *s, int64_t n, void *arg) {
   } else if (ty->dst == MM_FLOAT32 && ty->src == MM_INT64) {
     for (int64_t i = 0; i < n; i++, d += s[0], x += s[1])
       *(float *)d = (float)*(const int64_t *)x;
-  } else if (ty->dst == MM_INT64 || ty->dst == MM_BOOL) {
+  } else if (ty->dst == MM_BOOL) { /* nonzero is true: 0.5 and NaN too */
     for (int64_t i = 0; i < n; i++, d += s[0], x += s[1])
-      store_int64(d, ty->dst, load_int64(x, ty->src));
+      *(uint8_t *)d = load_double(x, ty->src) != 0;
+  } else if (ty->dst == MM_INT64) {
+    for (int64_t i = 0; i < n; i++, d += s[0], x += s[1])
+      *(int64_t *)d = load_int64(x, ty->src);
   } else {
     for (int64_t i = 0; i < n; i++, d += s[0], x += s[1])
       store(d, ty->dst, 0, load_double(x, ty->src));
   }
+}
+
+/* Byte range [*lo, *hi) of the storage that t's elements touch (strides are >= 0). */
+static void byte_extent(const mm_tensor *t, int64_t *lo, int64_t *hi) {
+  int64_t last = t->offset;
+  for (int d = 0; d < t->ndim; d++)
+    last += (t->shape[d] - 1) * t->stride[d];
+  int64_t es = (int64_t)mm_dtype_size(t->dtype);
+  *lo = t->offset * es;
+  *hi = (last + 1) * es;
+}
+
+/* Must the copy read src before writing dst? True when they share memory in any other
+ * way than element for element (x:copy_(x:t()) would otherwise read values it wrote). */
+static bool overlaps(const mm_tensor *dst, const mm_tensor *src) {
+  if (dst->storage != src->storage)
+    return false;
+  int64_t dlo, dhi, slo, shi;
+  byte_extent(dst, &dlo, &dhi);
+  byte_extent(src, &slo, &shi);
+  if (dhi <= slo || shi <= dlo)
+    return false;
+  if (dst->dtype != src->dtype || dst->offset != src->offset)
+    return true;
+  for (int d = 0; d < dst->ndim; d++)
+    if (dst->shape[d] > 1 && dst->stride[d] != src->stride[d])
+      return true;
+  return false;
 }
 
 int mm_copy_(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src) {
@@ -394,6 +535,23 @@ int mm_copy_(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src) {
     return mm_fail(ctx, "moonml.copy_: cannot copy a tensor of shape %s into shape %s",
                    mm_shape_str(a, sizeof a, src->ndim, src->shape),
                    mm_shape_str(b, sizeof b, dst->ndim, dst->shape));
+  }
+  if (mm_numel(dst) == 0) {
+    mm_release(e);
+    return 0;
+  }
+  for (int d = 0; d < dst->ndim; d++)
+    if (dst->shape[d] > 1 && dst->stride[d] == 0) {
+      mm_release(e);
+      return mm_fail(ctx, "moonml.copy_: the destination is an expanded view whose elements "
+                          "share memory; clone() it first");
+    }
+  if (overlaps(dst, e)) {
+    mm_tensor *c = mm_clone(ctx, e);
+    mm_release(e);
+    if (!c)
+      return -1;
+    e = c;
   }
   copy_types ty = {dst->dtype, src->dtype};
   mm_iter it;

@@ -12,7 +12,8 @@ static int infer_shape(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim
   if (ndim < 0 || ndim > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: at most %d dimensions are supported", op, MM_MAX_DIMS);
   int infer = -1;
-  int64_t known = 1;
+  int64_t known = 1, nonzero = 1;
+  char a[SHAPE_BUF], b[SHAPE_BUF];
   for (int d = 0; d < ndim; d++) {
     out[d] = shape[d];
     if (shape[d] == -1) {
@@ -23,11 +24,16 @@ static int infer_shape(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim
       return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op,
                      (long long)shape[d], d + 1);
     } else {
+      /* as PyTorch: the product of the nonzero sizes must fit, even next to a 0 */
+      if (shape[d] > 0 && nonzero > INT64_MAX / shape[d])
+        return mm_fail(ctx, "moonml.%s: shape %s has too many elements", op,
+                       mm_shape_str(a, sizeof a, ndim, shape));
+      if (shape[d] > 0)
+        nonzero *= shape[d];
       known *= shape[d];
     }
   }
   int64_t numel = mm_numel(t);
-  char a[SHAPE_BUF], b[SHAPE_BUF];
   if (infer >= 0) {
     if (known == 0 || numel % known != 0)
       return mm_fail(ctx, "moonml.%s: shape %s is invalid for a tensor of %lld elements", op,
@@ -41,15 +47,24 @@ static int infer_shape(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim
   return 0;
 }
 
-/* Strides for viewing t as shape without copying, or false (PyTorch's computeStride). */
+/* Strides for viewing t as shape without copying, or false: PyTorch's computeStride,
+ * so that the strides (size-1 dims included) are the ones PyTorch reports. */
 static bool view_strides(const mm_tensor *t, int ndim, const int64_t *shape, int64_t *stride) {
+  if (t->ndim == 0) {
+    for (int d = 0; d < ndim; d++)
+      stride[d] = 1;
+    return true;
+  }
   int oldn = t->ndim;
-  const int64_t one = 1;
-  const int64_t *oshape = oldn ? t->shape : &one, *ostride = oldn ? t->stride : &one;
-  if (oldn == 0)
-    oldn = 1;
-  if (mm_numel(t) == 0 || mm_is_contiguous(t)) {
-    mm_contiguous_strides(ndim, shape, stride);
+  const int64_t *oshape = t->shape, *ostride = t->stride;
+  if (mm_numel(t) == 0) {
+    bool same = ndim == oldn;
+    for (int d = 0; same && d < ndim; d++)
+      same = shape[d] == oshape[d];
+    if (same)
+      memcpy(stride, ostride, (size_t)ndim * sizeof *stride);
+    else
+      mm_contiguous_strides(ndim, shape, stride);
     return true;
   }
   int view_d = ndim - 1;
@@ -213,7 +228,10 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
   }
   int64_t s[MM_MAX_DIMS], st[MM_MAX_DIMS];
   int lead = ndim - t->ndim;
-  for (int d = 0; d < ndim; d++) {
+  int64_t nonzero = 1;
+  /* from the last dim: PyTorch's inferExpandGeometry, strides included (a new leading
+   * dim of size 1 gets the stride a contiguous tensor would have, not 0) */
+  for (int d = ndim - 1; d >= 0; d--) {
     int od = d - lead;
     int64_t want = shape[d];
     if (od < 0) {
@@ -222,7 +240,7 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
         return NULL;
       }
       s[d] = want;
-      st[d] = 0;
+      st[d] = want == 1 ? (d + 1 < ndim ? s[d + 1] * st[d + 1] : 1) : 0;
     } else if (want == -1 || want == t->shape[od]) {
       s[d] = t->shape[od];
       st[d] = t->stride[od];
@@ -235,6 +253,13 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
               mm_shape_str(b, sizeof b, ndim, shape));
       return NULL;
     }
+    if (s[d] > 0 && nonzero > INT64_MAX / s[d]) { /* as in view: the count must fit */
+      mm_fail(ctx, "moonml.expand: shape %s has too many elements",
+              mm_shape_str(b, sizeof b, ndim, shape));
+      return NULL;
+    }
+    if (s[d] > 0)
+      nonzero *= s[d];
   }
   return make_view(ctx, t, ndim, s, st, t->offset);
 }
@@ -245,7 +270,7 @@ mm_tensor *mm_narrow(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t start, in
     return NULL;
   }
   int64_t size = t->shape[dim];
-  if (start < 0 || length < 0 || start + length > size) {
+  if (start < 0 || length < 0 || start > size || length > size - start) {
     mm_fail(ctx, "moonml.narrow: start %lld and length %lld are out of range for size %lld",
             (long long)start + 1, (long long)length, (long long)size);
     return NULL;

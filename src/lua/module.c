@@ -30,8 +30,9 @@ void mml_check_status(lua_State *L, int status) {
 }
 
 const char *mml_typename(lua_State *L, int idx) {
-  if (mml_test_tensor(L, idx))
-    return "tensor";
+  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  if (b)
+    return b->t ? "tensor" : "closed tensor";
   return luaL_typename(L, idx);
 }
 
@@ -42,9 +43,11 @@ mm_tensor *mml_test_tensor(lua_State *L, int idx) {
 
 mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn) {
   mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
-  if (!b)
+  if (!b) {
     mml_error(L, "moonml.%s: expected a tensor as argument %d, got %s", fn, idx,
               luaL_typename(L, idx));
+    return NULL;
+  }
   if (!b->t)
     mml_error(L, "moonml.%s: argument %d is a closed tensor", fn, idx);
   return b->t;
@@ -68,7 +71,8 @@ mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
 
 int64_t mml_check_integer(lua_State *L, int idx, const char *fn, const char *what) {
   int isnum = 0;
-  lua_Integer v = lua_tointegerx(L, idx, &isnum);
+  /* numbers only: lua_tointegerx alone would also take the string "3" */
+  lua_Integer v = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isnum) : 0;
   if (!isnum) {
     if (lua_type(L, idx) == LUA_TNUMBER)
       mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what,
@@ -90,7 +94,7 @@ int mml_check_dim(lua_State *L, int idx, const char *fn, int ndim) {
   int64_t d = mml_check_integer(L, idx, fn, "dim");
   int n = ndim > 0 ? ndim : 1;
   if (d == 0 || d > n || d < -n)
-    mml_error(L, "moonml.%s: dim %d out of range for a %d-D tensor", fn, (int)d, ndim);
+    mml_error(L, "moonml.%s: dim %I out of range for a %d-D tensor", fn, (lua_Integer)d, ndim);
   return (int)(d > 0 ? d - 1 : d + n);
 }
 
@@ -112,6 +116,15 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
       shape[n++] = mml_check_integer(L, -1, fn, "size");
       lua_pop(L, 1);
     }
+    /* ml.zeros{dtype = "int64"} must not pass for a 0-d shape */
+    if (len == 0) {
+      lua_pushnil(L);
+      if (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        mml_error(L, "moonml.%s: expected a table of sizes, got a table with key '%s'", fn,
+                  luaL_tolstring(L, -1, NULL));
+      }
+    }
     *next = idx + 1;
   } else {
     while (lua_type(L, idx + n) == LUA_TNUMBER) {
@@ -120,14 +133,15 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
       shape[n] = mml_check_integer(L, idx + n, fn, "size");
       n++;
     }
-    if (n == 0 && !lua_isnoneornil(L, idx) && !lua_istable(L, idx))
+    if (n == 0 && !lua_isnone(L, idx)) /* nil too: ml.zeros(n) with n unset */
       mml_error(L, "moonml.%s: expected sizes or a table of sizes, got %s", fn,
                 mml_typename(L, idx));
     *next = idx + n;
   }
   for (int d = 0; d < n; d++)
     if (shape[d] < 0)
-      mml_error(L, "moonml.%s: negative size %d in dimension %d", fn, (int)shape[d], d + 1);
+      mml_error(L, "moonml.%s: negative size %I in dimension %d", fn, (lua_Integer)shape[d],
+                d + 1);
   return n;
 }
 

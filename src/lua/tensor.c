@@ -24,6 +24,15 @@ static void push_element(lua_State *L, const mm_tensor *t, const int64_t *idx) {
   }
 }
 
+/* A float bound for an int64 tensor must be a number int64 can hold (PyTorch raises an
+ * overflow error too); float and bool tensors take any value. */
+static double check_fits(lua_State *L, mm_dtype dt, double v, const char *fn) {
+  const double two_pow_63 = 9223372036854775808.0;
+  if (dt == MM_INT64 && !(v >= -two_pow_63 && v < two_pow_63))
+    mml_error(L, "moonml.%s: cannot store %f in an int64 tensor", fn, v);
+  return v;
+}
+
 /* Stores the Lua value at vidx into one element, converting as PyTorch would. */
 static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx,
                         const char *fn) {
@@ -33,12 +42,8 @@ static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx
   } else if (type == LUA_TNUMBER) {
     if (lua_isinteger(L, vidx))
       mm_set_int64(t, idx, (int64_t)lua_tointeger(L, vidx));
-    else {
-      double v = lua_tonumber(L, vidx);
-      if (t->dtype == MM_INT64 && !isfinite(v))
-        mml_error(L, "moonml.%s: cannot store %f in an int64 tensor", fn, v);
-      mm_set_double(t, idx, v);
-    }
+    else
+      mm_set_double(t, idx, check_fits(L, t->dtype, lua_tonumber(L, vidx), fn));
   } else {
     mml_error(L, "moonml.%s: expected a number, got %s", fn, mml_typename(L, vidx));
   }
@@ -49,8 +54,26 @@ static int64_t check_index(lua_State *L, int idx, const char *fn, int64_t n) {
   int64_t i = mml_check_integer(L, idx, fn, "index");
   int64_t z = i > 0 ? i - 1 : i + n;
   if (i == 0 || z < 0 || z >= n)
-    mml_error(L, "moonml.%s: index %d out of range for size %d", fn, (int)i, (int)n);
+    mml_error(L, "moonml.%s: index %I out of range for size %I", fn, (lua_Integer)i,
+              (lua_Integer)n);
   return z;
+}
+
+/* Raises the core's last error under the name the user called: x[i] = v fails inside
+ * copy_ and ml.ones inside full, but the messages should read "moonml.newindex: ..." and
+ * "moonml.ones: ...". */
+static int core_error_as(lua_State *L, const char *fn) {
+  const char *msg = mm_ctx_error(mml_ctx(L)), *colon = strchr(msg, ':');
+  if (strncmp(msg, "moonml.", 7) != 0 || !colon)
+    return mml_core_error(L);
+  return mml_error(L, "moonml.%s%s", fn, colon);
+}
+
+/* Pushes t (see mml_push_tensor); a NULL t raises the core's error as fn's. */
+static mm_tensor *push_as(lua_State *L, mm_tensor *t, const char *fn) {
+  if (!t)
+    core_error_as(L, fn);
+  return mml_push_tensor(L, t);
 }
 
 /* ------------------------------------------------------------------ creation */
@@ -62,7 +85,7 @@ static int l_empty(lua_State *L) {
   int next;
   int n = mml_check_shape(L, 1, "empty", shape, &next);
   mm_dtype dt = mml_opt_dtype(L, next, "empty", MM_FLOAT32, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, n, shape)); /* zeroed: no stale data */
+  push_as(L, mm_zeros(mml_ctx(L), dt, n, shape), "empty"); /* zeroed: no stale data */
   return 1;
 }
 
@@ -80,7 +103,7 @@ static int l_ones(lua_State *L) {
   int next;
   int n = mml_check_shape(L, 1, "ones", shape, &next);
   mm_dtype dt = mml_opt_dtype(L, next, "ones", MM_FLOAT32, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, n, shape, 1));
+  push_as(L, mm_full(mml_ctx(L), dt, n, shape, 1), "ones");
   return 1;
 }
 
@@ -90,6 +113,27 @@ static double check_fill_value(lua_State *L, int idx, const char *fn) {
   return mml_check_number(L, idx, fn, "value");
 }
 
+/* Fills t with the Lua value at vidx. The core's fill takes a double, so a Lua integer
+ * going into an int64 tensor is copied from a 0-d int64 tensor instead: 2^62 + 1 stays
+ * exact. */
+static void fill_value(lua_State *L, mm_tensor *t, int vidx, const char *fn) {
+  mm_ctx *ctx = mml_ctx(L);
+  double v = check_fits(L, t->dtype, check_fill_value(L, vidx, fn), fn);
+  if (t->dtype != MM_INT64 || !lua_isinteger(L, vidx)) {
+    mml_check_status(L, mm_fill_(ctx, t, v));
+    return;
+  }
+  mm_tensor *scalar = mm_empty(ctx, MM_INT64, 0, NULL);
+  if (!scalar) {
+    mml_core_error(L);
+    return;
+  }
+  mm_set_int64(scalar, NULL, (int64_t)lua_tointeger(L, vidx));
+  int status = mm_copy_(ctx, t, scalar);
+  mm_release(scalar);
+  mml_check_status(L, status);
+}
+
 static int l_full(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
@@ -97,10 +141,10 @@ static int l_full(lua_State *L) {
     mml_error(L, "moonml.full: expected a table of sizes as argument 1, got %s",
               mml_typename(L, 1));
   int n = mml_check_shape(L, 1, "full", shape, &next);
-  double v = check_fill_value(L, next, "full");
+  check_fill_value(L, next, "full");
   mm_dtype def = lua_type(L, next) == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32;
   mm_dtype dt = mml_opt_dtype(L, next + 1, "full", def, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, n, shape, v));
+  fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, n, shape), "full"), next, "full");
   return 1;
 }
 
@@ -143,7 +187,8 @@ static int l_eye(lua_State *L) {
     opts = 3;
   }
   if (n < 0 || m < 0)
-    mml_error(L, "moonml.eye: sizes must be non-negative, got %d and %d", (int)n, (int)m);
+    mml_error(L, "moonml.eye: sizes must be non-negative, got %I and %I", (lua_Integer)n,
+              (lua_Integer)m);
   mm_dtype dt = mml_opt_dtype(L, opts, "eye", MM_FLOAT32, no_extra);
   mml_push_tensor(L, mm_eye(mml_ctx(L), dt, n, m));
   return 1;
@@ -220,8 +265,8 @@ static void fill_from_table(lua_State *L, int idx, int d, const table_shape *ts,
                             int64_t *pos) {
   int64_t len = (int64_t)luaL_len(L, idx);
   if (len != ts->shape[d])
-    mml_error(L, "moonml.tensor: ragged nested table: expected %d elements at depth %d, got %d",
-              (int)ts->shape[d], d + 1, (int)len);
+    mml_error(L, "moonml.tensor: ragged nested table: expected %I elements at depth %d, got %I",
+              (lua_Integer)ts->shape[d], d + 1, (lua_Integer)len);
   for (int64_t i = 1; i <= len; i++) {
     lua_rawgeti(L, idx, (lua_Integer)i);
     if (d + 1 < ts->ndim) {
@@ -264,19 +309,14 @@ static int l_tensor(lua_State *L) {
   mm_tensor *src = mml_test_tensor(L, 1);
   if (src) {
     mm_dtype dt = mml_opt_dtype(L, 2, "tensor", src->dtype, no_extra);
-    mm_tensor *c = mm_clone(ctx, src);
-    if (!c)
-      return mml_core_error(L);
-    mm_tensor *r = mm_to_dtype(ctx, c, dt);
-    mm_release(c);
-    mml_push_tensor(L, r);
+    push_as(L, dt == src->dtype ? mm_clone(ctx, src) : mm_to_dtype(ctx, src, dt), "tensor");
     return 1;
   }
   int type = lua_type(L, 1);
   if (type == LUA_TNUMBER || type == LUA_TBOOLEAN) {
     mm_dtype dt = mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32,
                                 no_extra);
-    mm_tensor *t = mml_push_tensor(L, mm_empty(ctx, dt, 0, NULL));
+    mm_tensor *t = push_as(L, mm_empty(ctx, dt, 0, NULL), "tensor");
     set_element(L, t, NULL, 1, "tensor");
     return 1;
   }
@@ -287,10 +327,9 @@ static int l_tensor(lua_State *L) {
   infer_table_shape(L, 1, &ts);
   mm_dtype dt = mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32,
                               no_extra);
-  mm_tensor *t = mml_push_tensor(L, mm_empty(ctx, dt, ts.ndim, ts.shape));
+  mm_tensor *t = push_as(L, mm_empty(ctx, dt, ts.ndim, ts.shape), "tensor");
   int64_t pos = 0;
-  if (mm_numel(t) > 0 || ts.ndim == 1)
-    fill_from_table(L, 1, 0, &ts, t, &pos);
+  fill_from_table(L, 1, 0, &ts, t, &pos); /* also when empty: {{}, {1}} is ragged */
   return 1;
 }
 
@@ -305,7 +344,7 @@ static int l_zeros_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "zeros_like", &dt);
   dt = mml_opt_dtype(L, 2, "zeros_like", dt, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "zeros_like");
   return 1;
 }
 
@@ -313,7 +352,7 @@ static int l_ones_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "ones_like", &dt);
   dt = mml_opt_dtype(L, 2, "ones_like", dt, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, 1));
+  push_as(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, 1), "ones_like");
   return 1;
 }
 
@@ -321,16 +360,17 @@ static int l_empty_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "empty_like", &dt);
   dt = mml_opt_dtype(L, 2, "empty_like", dt, no_extra);
-  mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "empty_like");
   return 1;
 }
 
 static int l_full_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "full_like", &dt);
-  double v = check_fill_value(L, 2, "full_like");
+  check_fill_value(L, 2, "full_like");
   dt = mml_opt_dtype(L, 3, "full_like", dt, no_extra);
-  mml_push_tensor(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, v));
+  fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, x->ndim, x->shape), "full_like"), 2,
+             "full_like");
   return 1;
 }
 
@@ -338,7 +378,7 @@ static int l_rand_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "rand_like", &dt);
   dt = mml_opt_dtype(L, 2, "rand_like", dt, no_extra);
-  mml_push_tensor(L, mm_rand(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_rand(mml_ctx(L), dt, x->ndim, x->shape), "rand_like");
   return 1;
 }
 
@@ -346,7 +386,7 @@ static int l_randn_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "randn_like", &dt);
   dt = mml_opt_dtype(L, 2, "randn_like", dt, no_extra);
-  mml_push_tensor(L, mm_randn(mml_ctx(L), dt, x->ndim, x->shape));
+  push_as(L, mm_randn(mml_ctx(L), dt, x->ndim, x->shape), "randn_like");
   return 1;
 }
 
@@ -364,7 +404,7 @@ static int l_randint_like(lua_State *L) {
     high = mml_check_integer(L, 2, "randint_like", "high");
   }
   dt = mml_opt_dtype(L, opts, "randint_like", dt, no_extra);
-  mml_push_tensor(L, mm_randint(mml_ctx(L), dt, low, high, x->ndim, x->shape));
+  push_as(L, mm_randint(mml_ctx(L), dt, low, high, x->ndim, x->shape), "randint_like");
   return 1;
 }
 
@@ -378,7 +418,7 @@ static int l_manual_seed(lua_State *L) {
 static int l_set_num_threads(lua_State *L) {
   int64_t n = mml_check_integer(L, 1, "set_num_threads", "n");
   if (n < 1 || n > 64)
-    mml_error(L, "moonml.set_num_threads: n must be between 1 and 64, got %d", (int)n);
+    mml_error(L, "moonml.set_num_threads: n must be between 1 and 64, got %I", (lua_Integer)n);
   mm_set_num_threads((int)n);
   return 0;
 }
@@ -440,6 +480,8 @@ static int m_shape(lua_State *L) {
 static int m_stride(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "stride");
   if (!lua_isnoneornil(L, 2)) {
+    if (t->ndim == 0)
+      mml_error(L, "moonml.stride: a 0-d tensor has no dimensions");
     lua_pushinteger(L, (lua_Integer)t->stride[mml_check_dim(L, 2, "stride", t->ndim)]);
     return 1;
   }
@@ -500,8 +542,8 @@ static int m_set(lua_State *L) {
 static int m_item(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "item");
   if (mm_numel(t) != 1)
-    mml_error(L, "moonml.item: the tensor has %d elements, item needs exactly one",
-              (int)mm_numel(t));
+    mml_error(L, "moonml.item: the tensor has %I elements, item needs exactly one",
+              (lua_Integer)mm_numel(t));
   int64_t idx[MM_MAX_DIMS] = {0};
   push_element(L, t, idx);
   return 1;
@@ -568,12 +610,23 @@ static int t_newindex(lua_State *L) {
     set_element(L, t, &i, 3, "newindex");
     return 0;
   }
-  mm_tensor *row = mm_select(ctx, t, 0, i);
-  if (!row)
-    return mml_core_error(L);
-  int status = src ? mm_copy_(ctx, row, src) : mm_fill_(ctx, row, check_fill_value(L, 3, "newindex"));
-  mm_release(row);
-  mml_check_status(L, status);
+  /* row lives in a Lua box, so that an error below still frees it */
+  mm_tensor *row = mml_push_tensor(L, mm_select(ctx, t, 0, i));
+  if (!src) {
+    fill_value(L, row, 3, "newindex");
+    return 0;
+  }
+  /* as in PyTorch's x[i] = v, leading size-1 dims of v beyond row's rank are dropped */
+  int lead = src->ndim - row->ndim, d = 0;
+  while (d < lead && src->shape[d] == 1)
+    d++;
+  mm_tensor *v = NULL;
+  if (lead > 0 && d == lead)
+    src = v = mm_view(ctx, src, row->ndim, src->shape + lead);
+  int status = src ? mm_copy_(ctx, row, src) : -1;
+  mm_release(v);
+  if (status != 0)
+    core_error_as(L, "newindex");
   return 0;
 }
 
@@ -590,7 +643,7 @@ static int m_contiguous(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  mml_push_tensor(L, mm_clone(mml_ctx(L), t));
+  push_as(L, mm_clone(mml_ctx(L), t), "contiguous");
   return 1;
 }
 
@@ -604,8 +657,7 @@ static int m_copy_(lua_State *L) {
 
 static int m_fill_(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "fill_");
-  double v = check_fill_value(L, 2, "fill_");
-  mml_check_status(L, mm_fill_(mml_ctx(L), t, v));
+  fill_value(L, t, 2, "fill_");
   lua_settop(L, 1);
   return 1;
 }
@@ -624,7 +676,7 @@ static int convert(lua_State *L, const char *fn, mm_dtype dt) {
     lua_settop(L, 1);
     return 1;
   }
-  mml_push_tensor(L, mm_to_dtype(mml_ctx(L), t, dt));
+  push_as(L, mm_to_dtype(mml_ctx(L), t, dt), fn);
   return 1;
 }
 
