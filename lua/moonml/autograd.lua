@@ -60,9 +60,10 @@ return function(ml, core)
   end
 
   --- Checks the analytic gradients of fn at inputs against central finite differences.
-  -- inputs: a Lua array of tensors; those with requires_grad are checked.
-  -- opts: eps, atol, rtol (defaults per dtype: float64 1e-6/1e-5/1e-3, float32
-  -- 1e-3/1e-2/1e-2). Returns true, or false and a message naming the first mismatch.
+  -- inputs: a Lua array of tensors; those with requires_grad are checked (their .grad
+  -- is overwritten). opts: eps, atol, rtol (defaults per dtype: float64 1e-6/1e-5/1e-3,
+  -- float32 1e-3/1e-2/1e-2). Returns true, or false and a message naming the first
+  -- mismatch.
   function ml.gradcheck(fn, inputs, opts)
     if type(fn) ~= "function" then
       error("moonml.gradcheck: expected a function, got " .. type(fn), 2)
@@ -71,41 +72,50 @@ return function(ml, core)
       error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 2)
     end
     opts = opts or {}
-    local y = output_of(fn, inputs)
-    local ypos = flat_positions(y)
+    local checked = {}
     for k, x in ipairs(inputs) do
       if ml.is_tensor(x) and x.requires_grad then
-        local d = defaults[x:dtype()] or defaults.float32
-        local eps, atol, rtol = opts.eps or d.eps, opts.atol or d.atol, opts.rtol or d.rtol
-        for _, p in ipairs(flat_positions(x)) do
-          -- numerical column: d y / d x[p] for every output element
+        checked[#checked + 1] = k
+      end
+    end
+    -- analytic Jacobian, one backward per output element
+    local ypos = flat_positions(output_of(fn, inputs))
+    local analytic = {}
+    for j, q in ipairs(ypos) do
+      for _, k in ipairs(checked) do
+        inputs[k].grad = nil
+      end
+      local y = output_of(fn, inputs)
+      local onehot = ml.zeros_like(y)
+      onehot:set(table.unpack(q), 1)
+      y:backward(onehot)
+      analytic[j] = {}
+      for _, k in ipairs(checked) do
+        local g = inputs[k].grad
+        analytic[j][k] = g and g:clone() or ml.zeros_like(inputs[k])
+      end
+    end
+    -- numerical Jacobian, one column per input element
+    for _, k in ipairs(checked) do
+      local x = inputs[k]
+      local d = defaults[x:dtype()] or defaults.float32
+      local eps, atol, rtol = opts.eps or d.eps, opts.atol or d.atol, opts.rtol or d.rtol
+      for _, p in ipairs(flat_positions(x)) do
+        local numeric = ml.no_grad(function()
           local old = x:get(table.unpack(p))
-          local plus, minus
-          ml.no_grad(function()
-            x:set(table.unpack(p), old + eps)
-            plus = output_of(fn, inputs):clone()
-            x:set(table.unpack(p), old - eps)
-            minus = output_of(fn, inputs):clone()
-            x:set(table.unpack(p), old)
-          end)
-          local numeric = (plus - minus) / (2 * eps)
-          for j, q in ipairs(ypos) do
-            for _, t in ipairs(inputs) do
-              if ml.is_tensor(t) and t.requires_grad then
-                t.grad = nil
-              end
-            end
-            local onehot = ml.zeros_like(y)
-            onehot:set(table.unpack(q), 1)
-            y = output_of(fn, inputs)
-            y:backward(onehot)
-            local analytic = x.grad and x.grad:get(table.unpack(p)) or 0
-            local want = #q > 0 and numeric:get(table.unpack(q)) or numeric:item()
-            if math.abs(analytic - want) > atol + rtol * math.abs(want) then
-              return false, string.format(
-                "moonml.gradcheck: input %d element {%s}, output element %d: analytic %.6g, numeric %.6g",
-                k, table.concat(p, ", "), j, analytic, want)
-            end
+          x:set(table.unpack(p), old + eps)
+          local plus = output_of(fn, inputs):clone()
+          x:set(table.unpack(p), old - eps)
+          local minus = output_of(fn, inputs):clone()
+          x:set(table.unpack(p), old)
+          return (plus - minus) / (2 * eps)
+        end)
+        for j, q in ipairs(ypos) do
+          local got = analytic[j][k]:get(table.unpack(p))
+          local want = numeric:get(table.unpack(q))
+          if math.abs(got - want) > atol + rtol * math.abs(want) then
+            return false, string.format("moonml.gradcheck: input %d element {%s}, output "
+              .. "element %d: analytic %.6g, numeric %.6g", k, table.concat(p, ", "), j, got, want)
           end
         end
       end
