@@ -102,6 +102,7 @@ MM_API double mm_random_normal(mm_ctx *ctx);  /* standard normal */
 /* ---------------------------------------------------------------- tensors */
 
 typedef struct mm_storage mm_storage;
+typedef struct mm_node mm_node; /* a step of the autograd graph (src/autograd) */
 
 /* A refcounted storage plus a view. Shape and strides live inside the struct, so a
  * view never allocates its shape. Strides and offset count elements. */
@@ -113,6 +114,10 @@ typedef struct mm_tensor {
   int64_t stride[MM_MAX_DIMS];
   int64_t offset;
   mm_storage *storage;
+  /* autograd: a leaf has grad_fn NULL; grad is accumulated by mm_backward */
+  bool requires_grad;
+  struct mm_tensor *grad;
+  mm_node *grad_fn;
 } mm_tensor;
 
 MM_API void mm_retain(mm_tensor *t);
@@ -181,6 +186,23 @@ MM_API int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value);
 /* Broadcast shape of a and b (PyTorch rules); -1 with a message naming op if they clash. */
 MM_API int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
                               const int64_t *sb, int *nout, int64_t *out);
+
+/* ---------------------------------------------------------------- autograd */
+
+/* Grad mode lives in the context: ops record the graph only while it is on. */
+MM_API bool mm_grad_enabled(const mm_ctx *ctx);
+MM_API bool mm_set_grad_enabled(mm_ctx *ctx, bool on); /* returns the previous mode */
+/* Only leaves may change the flag; only floating-point tensors may require grad. */
+MM_API int mm_set_requires_grad(mm_ctx *ctx, mm_tensor *t, bool flag);
+/* A new view of t's data outside the graph. */
+MM_API mm_tensor *mm_detach(mm_ctx *ctx, const mm_tensor *t);
+/* Reverse-mode pass from root. grad is d(out)/d(root) with root's shape, or NULL for a
+ * one-element root (taken as 1). Leaves' .grad are updated only if the whole pass
+ * succeeds. Without retain_graph the saved tensors are freed on the way. */
+MM_API int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain_graph);
+MM_API const char *mm_node_name(const mm_node *node); /* "AddBackward", ... */
+/* Counts in-place changes of a tensor's storage; saved tensors check it in backward. */
+MM_API void mm_bump_version(mm_tensor *t);
 
 /* ---------------------------------------------------------------- element-wise */
 

@@ -22,6 +22,7 @@ local function export_methods()
 end
 
 core.Tensor.__tostring = require("moonml.tensor_print")
+require("moonml.autograd")(ml, core)
 
 --- Is `x` a moonml tensor?
 -- @param x any value

@@ -13,6 +13,7 @@ mm_ctx *mm_ctx_new(void) {
     return NULL;
   ctx->refcount = 1;
   ctx->cache_limit = (size_t)256 << 20; /* the default moonml.h documents */
+  ctx->grad_enabled = true;
   mm_manual_seed(ctx, 0x6d6f6f6e6d6cULL); /* "moonml" */
   return ctx;
 }
@@ -132,6 +133,7 @@ mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op) {
     s->capacity = cap;
   }
   s->refcount = 1;
+  s->version = 0;
   s->ctx = ctx;
   s->nbytes = nbytes;
   mm_ctx_retain(ctx);

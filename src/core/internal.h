@@ -20,6 +20,7 @@ struct mm_storage {
   void *data;
   size_t nbytes;   /* bytes the tensors may use */
   size_t capacity; /* bytes of the data block (>= nbytes); 0 when inline */
+  uint32_t version; /* bumped by every in-place change (autograd checks saved tensors) */
 };
 
 struct mm_ctx {
@@ -34,7 +35,12 @@ struct mm_ctx {
   } cache[MM_CACHE_SLOTS];
   int ncached;
   size_t cached_bytes, cache_limit;
+  bool grad_enabled; /* autograd records ops only while on */
+  int backward_pass; /* marks the nodes visited by one mm_backward */
 };
+
+/* autograd nodes (src/autograd/engine.c) */
+void mm_node_release(mm_node *node);
 
 /* storage (ctx.c) */
 mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op);

@@ -13,6 +13,8 @@ void mm_retain(mm_tensor *t) { t->refcount++; }
 void mm_release(mm_tensor *t) {
   if (!t || --t->refcount > 0)
     return;
+  mm_release(t->grad);
+  mm_node_release(t->grad_fn);
   mm_storage_release(t->storage);
   free(t);
 }
@@ -103,6 +105,9 @@ mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *s
   mm_contiguous_strides(ndim, shape, t->stride);
   t->offset = 0;
   t->storage = s;
+  t->requires_grad = false;
+  t->grad = NULL;
+  t->grad_fn = NULL;
   s->refcount++;
   return t;
 }
@@ -115,6 +120,9 @@ mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t) {
   }
   *v = *t;
   v->refcount = 1;
+  v->requires_grad = false; /* a view joins the graph only through its op's node */
+  v->grad = NULL;
+  v->grad_fn = NULL;
   v->storage->refcount++;
   return v;
 }

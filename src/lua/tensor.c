@@ -574,7 +574,12 @@ static int m_totable(lua_State *L) {
 static int t_index(lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING) {
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(2));
+    if (lua_rawget(L, lua_upvalueindex(2)) != LUA_TNIL)
+      return 1;
+    mml_tensor_box *b = lua_touserdata(L, 1);
+    if (b->t && mml_tensor_get_property(L, b->t, lua_tostring(L, 2)))
+      return 1;
+    lua_pushnil(L);
     return 1;
   }
   mm_tensor *t = mml_check_tensor(L, 1, "index");
@@ -595,6 +600,8 @@ static int t_index(lua_State *L) {
 /* x[i] = v: a number fills row i, a tensor is copied into it (broadcast). */
 static int t_newindex(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "newindex");
+  if (lua_type(L, 2) == LUA_TSTRING && mml_tensor_set_property(L, t, lua_tostring(L, 2), 3))
+    return 0;
   if (lua_type(L, 2) != LUA_TNUMBER)
     mml_error(L, "moonml.newindex: tensors take no fields; index with an integer, got %s",
               mml_typename(L, 2));
