@@ -112,11 +112,12 @@ lint:
 	cppcheck --enable=warning,performance,portability --error-exitcode=1 -q --std=c11 \
 	  --suppress=missingIncludeSystem --suppress=invalidPointerCast \
 	  --library=lua --library=.ci/cppcheck.cfg src
+	clang-format --dry-run --Werror $(C_FILES)
 # invalidPointerCast: storage is addressed as bytes and read as float/double on purpose.
 # .ci/cppcheck.cfg tells cppcheck that mml_error() never returns (it raises a Lua error).
 
 format:
-	clang-format -i src/*.h src/*/*.c src/*/*.h
+	clang-format -i $(C_FILES)
 
 # Installs the rock into build/rock and requires it from another folder, checking that
 # the module came from that tree (not from build/ or a system-wide install).

@@ -58,7 +58,7 @@ typedef enum mm_dtype {
   MM_DTYPE_COUNT
 } mm_dtype;
 
-MM_API const char *mm_dtype_name(mm_dtype dt); /* "float32", "int64", ... */
+MM_API const char *mm_dtype_name(mm_dtype dt);                  /* "float32", "int64", ... */
 MM_API int mm_dtype_from_name(const char *name, mm_dtype *out); /* 0 ok, -1 unknown */
 MM_API size_t mm_dtype_size(mm_dtype dt);
 MM_API bool mm_dtype_is_float(mm_dtype dt);
@@ -135,12 +135,10 @@ MM_API int mm_wrap_dim(mm_ctx *ctx, const char *op, int64_t dim, int ndim);
 /* creation */
 MM_API mm_tensor *mm_empty(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
 MM_API mm_tensor *mm_zeros(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
-MM_API mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
-                          double value);
+MM_API mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape, double value);
 /* start, start+step, ... up to and including end (when reached exactly) */
 MM_API mm_tensor *mm_arange(mm_ctx *ctx, mm_dtype dt, double start, double end, double step);
-MM_API mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end,
-                              int64_t steps);
+MM_API mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end, int64_t steps);
 MM_API mm_tensor *mm_eye(mm_ctx *ctx, mm_dtype dt, int64_t n, int64_t m);
 MM_API mm_tensor *mm_rand(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
 MM_API mm_tensor *mm_randn(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape);
@@ -170,8 +168,8 @@ MM_API mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int
 MM_API mm_tensor *mm_narrow(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t start,
                             int64_t length);
 /* elements first, first+step, ... not past last (0-based, inclusive) */
-MM_API mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first,
-                           int64_t last, int64_t step);
+MM_API mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int64_t last,
+                           int64_t step);
 MM_API mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index);
 MM_API mm_tensor *mm_alias(mm_ctx *ctx, const mm_tensor *t); /* a new view of the same */
 
@@ -248,18 +246,17 @@ typedef struct mm_scalar {
  * float32 < float64, a 0-d tensor counting like any other (PyTorch differs only for a 0-d
  * float64 with a float32 tensor: float32 there, float64 here). Bool tensors cannot be
  * subtracted or raised to a bool power; int64 ** negative scalar is an error (PyTorch). */
-MM_API mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
-                            const mm_tensor *b);
-MM_API mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
-                                   mm_scalar b, bool scalar_first);
+MM_API mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_binary_scalar(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, mm_scalar b,
+                                   bool scalar_first);
 /* in place: a <- a op b; b broadcasts to a's shape; the result must fit a's dtype */
 MM_API int mm_binary_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b);
 MM_API int mm_binary_scalar_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, mm_scalar b);
 /* torch.add / torch.sub with alpha: a + alpha * b (a - alpha * b for MM_OP_SUB), b being the
  * tensor b, or the scalar bs when b is NULL. An int64 or bool result needs an integer alpha;
  * for a bool result alpha counts as a bool, as in PyTorch. */
-MM_API mm_tensor *mm_add_alpha(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a,
-                               const mm_tensor *b, mm_scalar bs, mm_scalar alpha);
+MM_API mm_tensor *mm_add_alpha(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, const mm_tensor *b,
+                               mm_scalar bs, mm_scalar alpha);
 MM_API int mm_add_alpha_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b,
                          mm_scalar bs, mm_scalar alpha);
 /* exp, log, sqrt, tanh and sigmoid of int64/bool give float32; neg, abs and relu keep the
@@ -299,8 +296,8 @@ MM_API mm_tensor *mm_mv(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *x);
 MM_API mm_tensor *mm_mm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 /* beta * c + alpha * (a @ b), c broadcast to the product's shape */
-MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a,
-                           const mm_tensor *b, double beta, double alpha);
+MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
+                           double beta, double alpha);
 
 #ifdef __cplusplus
 }

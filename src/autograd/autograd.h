@@ -24,8 +24,8 @@ typedef int (*mm_backward_fn)(mm_ctx *ctx, mm_node *node, const mm_tensor *grad_
                               mm_tensor **grad_in);
 
 typedef struct mm_edge {
-  mm_node *node;    /* where the input's gradient goes next, or NULL */
-  mm_tensor *leaf;  /* ... or the leaf whose .grad accumulates it */
+  mm_node *node;   /* where the input's gradient goes next, or NULL */
+  mm_tensor *leaf; /* ... or the leaf whose .grad accumulates it */
   bool needs_grad;
   mm_dtype dtype;
   int ndim;

@@ -125,8 +125,9 @@ mm_tensor *mm_detach(mm_ctx *ctx, const mm_tensor *t) { return mm_tensor_view_of
 
 int mm_set_requires_grad(mm_ctx *ctx, mm_tensor *t, bool flag) {
   if (flag && !mm_dtype_is_float(t->dtype))
-    return mm_fail(ctx, "moonml.requires_grad_: only floating-point tensors can require "
-                        "gradients, got %s",
+    return mm_fail(ctx,
+                   "moonml.requires_grad_: only floating-point tensors can require "
+                   "gradients, got %s",
                    mm_dtype_name(t->dtype));
   if (t->grad_fn && !flag)
     return mm_fail(ctx, "moonml.requires_grad_: only leaf tensors can stop requiring grad; "
@@ -251,13 +252,15 @@ static int discover(mm_ctx *ctx, pass_state *ps, mm_node *root, int mark) {
 
 static int check_saved(mm_ctx *ctx, const mm_node *node) {
   if (node->freed)
-    return mm_fail(ctx, "moonml.backward: the graph through %s was already freed by an earlier "
-                        "backward; pass {retain_graph = true} to the first call",
+    return mm_fail(ctx,
+                   "moonml.backward: the graph through %s was already freed by an earlier "
+                   "backward; pass {retain_graph = true} to the first call",
                    node->name);
   for (int s = 0; s < node->n_saved; s++)
     if (node->saved[s]->storage->version != node->saved_version[s])
-      return mm_fail(ctx, "moonml.backward: a tensor saved by %s was modified by an in-place "
-                          "operation after it was saved",
+      return mm_fail(ctx,
+                     "moonml.backward: a tensor saved by %s was modified by an in-place "
+                     "operation after it was saved",
                      node->name);
   return 0;
 }
@@ -332,8 +335,9 @@ int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain
   if (!grad) {
     if (mm_numel(root) != 1) {
       char a[96];
-      return mm_fail(ctx, "moonml.backward: grad can be implicit only for a one-element tensor, "
-                          "got shape %s; pass a gradient",
+      return mm_fail(ctx,
+                     "moonml.backward: grad can be implicit only for a one-element tensor, "
+                     "got shape %s; pass a gradient",
                      mm_shape_str(a, sizeof a, root->ndim, root->shape));
     }
     g0 = mm_full(ctx, root->dtype, root->ndim, root->shape, 1.0);

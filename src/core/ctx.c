@@ -2,9 +2,9 @@
  * cache that reuses large buffers instead of faulting in fresh pages for each op. */
 #include "internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <math.h>
 #include <string.h>
 
 mm_ctx *mm_ctx_new(void) {

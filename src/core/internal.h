@@ -18,17 +18,17 @@ struct mm_storage {
   int refcount;
   mm_ctx *ctx;
   void *data;
-  size_t nbytes;   /* bytes the tensors may use */
-  size_t capacity; /* bytes of the data block (>= nbytes); 0 when inline */
+  size_t nbytes;    /* bytes the tensors may use */
+  size_t capacity;  /* bytes of the data block (>= nbytes); 0 when inline */
   uint32_t version; /* bumped by every in-place change (autograd checks saved tensors) */
 };
 
 struct mm_ctx {
   int refcount;
   char err[512];
-  uint64_t rng[4];       /* xoshiro256** state */
-  size_t allocated;      /* since the last mm_ctx_take_allocated */
-  size_t live;           /* bytes in live storages */
+  uint64_t rng[4];  /* xoshiro256** state */
+  size_t allocated; /* since the last mm_ctx_take_allocated */
+  size_t live;      /* bytes in live storages */
   struct {
     void *ptr;
     size_t capacity;
@@ -52,8 +52,7 @@ mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *s
 mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t);
 void mm_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 /* numel of a shape, checking sizes: -1 with a message for a negative or too large size */
-int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape,
-                       mm_dtype dt);
+int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape, mm_dtype dt);
 /* "[2, 3]" into buf */
 const char *mm_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
@@ -75,8 +74,7 @@ typedef void (*mm_inner_fn)(char **ptrs, const int64_t *strides, int64_t n, void
 /* Every tensor in ts must already have the iteration shape (expanded views allowed). */
 void mm_iter_init(mm_iter *it, int n, mm_tensor *const *ts);
 /* Runs fn over linear positions [begin, end) of the iteration space. */
-void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin,
-                       int64_t end);
+void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin, int64_t end);
 /* Runs the whole space, split over threads when large enough. */
 void mm_iter_run(const mm_iter *it, mm_inner_fn fn, void *arg);
 

@@ -46,8 +46,7 @@ void mm_iter_init(mm_iter *it, int n, mm_tensor *const *ts) {
     it->base[k] = mm_data(ts[k]);
 }
 
-void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin,
-                       int64_t end) {
+void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin, int64_t end) {
   int nd = it->ndim, n = it->ntensors;
   int64_t inner = it->shape[nd - 1];
   int64_t inner_stride[MM_ITER_MAX];

@@ -73,8 +73,7 @@ const char *mm_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
   return buf;
 }
 
-int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape,
-                       mm_dtype dt) {
+int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape, mm_dtype dt) {
   if (ndim < 0 || ndim > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: %d dimensions given, at most %d supported", op, ndim,
                    MM_MAX_DIMS);
@@ -82,8 +81,8 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
-      return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op,
-                     (long long)shape[d], d + 1);
+      return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
+                     d + 1);
     if (shape[d] > 0 && n > limit / shape[d])
       return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
     n *= shape[d];
@@ -175,11 +174,20 @@ static int64_t double_to_int64(double v) {
 /* Writes v into element i of a contiguous buffer of dtype dt. */
 static void store(void *data, mm_dtype dt, int64_t i, double v) {
   switch (dt) {
-  case MM_FLOAT32: ((float *)data)[i] = (float)v; break;
-  case MM_FLOAT64: ((double *)data)[i] = v; break;
-  case MM_INT64: ((int64_t *)data)[i] = double_to_int64(v); break;
-  case MM_BOOL: ((uint8_t *)data)[i] = v != 0; break;
-  default: break;
+  case MM_FLOAT32:
+    ((float *)data)[i] = (float)v;
+    break;
+  case MM_FLOAT64:
+    ((double *)data)[i] = v;
+    break;
+  case MM_INT64:
+    ((int64_t *)data)[i] = double_to_int64(v);
+    break;
+  case MM_BOOL:
+    ((uint8_t *)data)[i] = v != 0;
+    break;
+  default:
+    break;
   }
 }
 
@@ -219,8 +227,7 @@ static void fill_arange(void *data, mm_dtype dt, double start, double step, int6
     int64_t *p = data;
     bool whole = start == floor(start) && step == floor(step);
     for (; i < n; i++)
-      p[i] = whole ? (int64_t)start + i * (int64_t)step
-                   : double_to_int64(start + step * (double)i);
+      p[i] = whole ? (int64_t)start + i * (int64_t)step : double_to_int64(start + step * (double)i);
   }
 }
 
@@ -289,8 +296,8 @@ static void fill_linspace(void *data, mm_dtype dt, double start, double end, int
   } else { /* int64: ends truncated first, the step kept in double */
     int64_t *p = data, s = double_to_int64(start), e = double_to_int64(end);
     double step = ((double)e - (double)s) / (double)(n - 1);
-#define LIN_I64(j)                                                                          \
-  double_to_int64((j) < half ? fma(step, (double)(j), (double)s)                           \
+#define LIN_I64(j)                                                                                 \
+  double_to_int64((j) < half ? fma(step, (double)(j), (double)s)                                   \
                              : fma(-step, (double)(n - (j)-1), (double)e))
     for (; i + 2 * v <= n; i += 2 * v)
       for (int64_t g = i; g < i + 2 * v; g += v) {
@@ -432,19 +439,27 @@ static char *element(const mm_tensor *t, const int64_t *idx) {
 
 static double load_double(const char *p, mm_dtype dt) {
   switch (dt) {
-  case MM_FLOAT32: return *(const float *)p;
-  case MM_FLOAT64: return *(const double *)p;
-  case MM_INT64: return (double)*(const int64_t *)p;
-  case MM_BOOL: return *(const uint8_t *)p;
-  default: return 0;
+  case MM_FLOAT32:
+    return *(const float *)p;
+  case MM_FLOAT64:
+    return *(const double *)p;
+  case MM_INT64:
+    return (double)*(const int64_t *)p;
+  case MM_BOOL:
+    return *(const uint8_t *)p;
+  default:
+    return 0;
   }
 }
 
 static int64_t load_int64(const char *p, mm_dtype dt) {
   switch (dt) {
-  case MM_INT64: return *(const int64_t *)p;
-  case MM_BOOL: return *(const uint8_t *)p;
-  default: return double_to_int64(load_double(p, dt));
+  case MM_INT64:
+    return *(const int64_t *)p;
+  case MM_BOOL:
+    return *(const uint8_t *)p;
+  default:
+    return double_to_int64(load_double(p, dt));
   }
 }
 

@@ -21,8 +21,8 @@ static int infer_shape(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim
         return mm_fail(ctx, "moonml.%s: only one dimension can be -1", op);
       infer = d;
     } else if (shape[d] < 0) {
-      return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op,
-                     (long long)shape[d], d + 1);
+      return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
+                     d + 1);
     } else {
       /* as PyTorch: the product of the nonzero sizes must fit, even next to a 0 */
       if (shape[d] > 0 && nonzero > INT64_MAX / shape[d])
@@ -40,8 +40,8 @@ static int infer_shape(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim
                      mm_shape_str(a, sizeof a, ndim, shape), (long long)numel);
     out[infer] = numel / known;
   } else if (known != numel) {
-    return mm_fail(ctx, "moonml.%s: cannot view a tensor of shape %s (%lld elements) as %s",
-                   op, mm_shape_str(a, sizeof a, t->ndim, t->shape), (long long)numel,
+    return mm_fail(ctx, "moonml.%s: cannot view a tensor of shape %s (%lld elements) as %s", op,
+                   mm_shape_str(a, sizeof a, t->ndim, t->shape), (long long)numel,
                    mm_shape_str(b, sizeof b, ndim, shape));
   }
   return 0;
@@ -173,8 +173,7 @@ mm_tensor *mm_unsqueeze(mm_ctx *ctx, const mm_tensor *t, int dim) {
     return NULL;
   }
   if (dim < 0 || dim > t->ndim) {
-    mm_fail(ctx, "moonml.unsqueeze: dimension %d out of range for a %d-D tensor", dim + 1,
-            t->ndim);
+    mm_fail(ctx, "moonml.unsqueeze: dimension %d out of range for a %d-D tensor", dim + 1, t->ndim);
     return NULL;
   }
   int64_t shape[MM_MAX_DIMS], stride[MM_MAX_DIMS];
@@ -249,8 +248,7 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
       st[d] = 0;
     } else {
       mm_fail(ctx, "moonml.expand: cannot expand shape %s to %s",
-              mm_shape_str(a, sizeof a, t->ndim, t->shape),
-              mm_shape_str(b, sizeof b, ndim, shape));
+              mm_shape_str(a, sizeof a, t->ndim, t->shape), mm_shape_str(b, sizeof b, ndim, shape));
       return NULL;
     }
     if (s[d] > 0 && nonzero > INT64_MAX / s[d]) { /* as in view: the count must fit */

@@ -48,8 +48,7 @@ static double opt_number(lua_State *L, int idx, const char *fn, const char *key,
     *is_integer = true;
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TNUMBER)
-      mml_error(L, "moonml.%s: option %s must be a number, got %s", fn, key,
-                mml_typename(L, -1));
+      mml_error(L, "moonml.%s: option %s must be a number, got %s", fn, key, mml_typename(L, -1));
     if (is_integer)
       *is_integer = lua_isinteger(L, -1);
     v = lua_isinteger(L, -1) ? (double)lua_tointeger(L, -1) : (double)lua_tonumber(L, -1);
@@ -113,9 +112,9 @@ static int binary_(lua_State *L, mm_binary_op op, const char *fn, bool alpha_ok)
   return 1;
 }
 
-#define BINARY(name, OP, ALPHA)                                                           \
+#define BINARY(name, OP, ALPHA)                                                                    \
   static int m_##name(lua_State *L) { return binary(L, OP, ALPHA); }
-#define BINARY_(name, OP, ALPHA)                                                          \
+#define BINARY_(name, OP, ALPHA)                                                                   \
   static int m_##name##_(lua_State *L) { return binary_(L, OP, #name "_", ALPHA); }
 
 BINARY(add, MM_OP_ADD, true)
@@ -157,8 +156,8 @@ static int unary_(lua_State *L, mm_unary_op op, const char *fn) {
   return 1;
 }
 
-#define UNARY(name, OP)                                                                   \
-  static int m_##name(lua_State *L) { return unary(L, OP); }                             \
+#define UNARY(name, OP)                                                                            \
+  static int m_##name(lua_State *L) { return unary(L, OP); }                                       \
   static int m_##name##_(lua_State *L) { return unary_(L, OP, #name "_"); }
 
 UNARY(neg, MM_OP_NEG)
@@ -204,17 +203,17 @@ static int m_allclose(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
-    {"add", m_add},         {"sub", m_sub},         {"mul", m_mul},
-    {"div", m_div},         {"pow", m_pow},         {"eq", m_eq},
-    {"ne", m_ne},           {"lt", m_lt},           {"le", m_le},
-    {"gt", m_gt},           {"ge", m_ge},           {"add_", m_add_},
-    {"sub_", m_sub_},       {"mul_", m_mul_},       {"div_", m_div_},
-    {"pow_", m_pow_},       {"neg", m_neg},         {"neg_", m_neg_},
-    {"abs", m_abs},         {"abs_", m_abs_},       {"exp", m_exp},
-    {"exp_", m_exp_},       {"log", m_log},         {"log_", m_log_},
-    {"sqrt", m_sqrt},       {"sqrt_", m_sqrt_},     {"tanh", m_tanh},
-    {"tanh_", m_tanh_},     {"sigmoid", m_sigmoid}, {"sigmoid_", m_sigmoid_},
-    {"relu", m_relu},       {"relu_", m_relu_},     {"allclose", m_allclose},
+    {"add", m_add},     {"sub", m_sub},         {"mul", m_mul},
+    {"div", m_div},     {"pow", m_pow},         {"eq", m_eq},
+    {"ne", m_ne},       {"lt", m_lt},           {"le", m_le},
+    {"gt", m_gt},       {"ge", m_ge},           {"add_", m_add_},
+    {"sub_", m_sub_},   {"mul_", m_mul_},       {"div_", m_div_},
+    {"pow_", m_pow_},   {"neg", m_neg},         {"neg_", m_neg_},
+    {"abs", m_abs},     {"abs_", m_abs_},       {"exp", m_exp},
+    {"exp_", m_exp_},   {"log", m_log},         {"log_", m_log_},
+    {"sqrt", m_sqrt},   {"sqrt_", m_sqrt_},     {"tanh", m_tanh},
+    {"tanh_", m_tanh_}, {"sigmoid", m_sigmoid}, {"sigmoid_", m_sigmoid_},
+    {"relu", m_relu},   {"relu_", m_relu_},     {"allclose", m_allclose},
     {NULL, NULL},
 };
 

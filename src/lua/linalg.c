@@ -68,7 +68,7 @@ static int m_addmm(lua_State *L) {
 
 void mml_open_linalg(lua_State *L, const mml_open_state *st) {
   static const luaL_Reg methods[] = {
-      {"matmul", m_matmul}, {"dot", m_dot}, {"mv", m_mv},       {"mm", m_mm},
+      {"matmul", m_matmul}, {"dot", m_dot},     {"mv", m_mv}, {"mm", m_mm},
       {"bmm", m_bmm},       {"addmm", m_addmm}, {NULL, NULL},
   };
   mml_register(L, st, st->methods, methods);

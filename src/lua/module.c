@@ -75,8 +75,7 @@ int64_t mml_check_integer(lua_State *L, int idx, const char *fn, const char *wha
   lua_Integer v = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isnum) : 0;
   if (!isnum) {
     if (lua_type(L, idx) == LUA_TNUMBER)
-      mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what,
-                lua_tostring(L, idx));
+      mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what, lua_tostring(L, idx));
     mml_error(L, "moonml.%s: %s must be an integer, got %s", fn, what, mml_typename(L, idx));
   }
   return (int64_t)v;
@@ -109,8 +108,7 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
   if (lua_istable(L, idx) && !mml_test_tensor(L, idx)) {
     int len = (int)luaL_len(L, idx);
     if (len > MM_MAX_DIMS)
-      mml_error(L, "moonml.%s: %d dimensions given, at most %d supported", fn, len,
-                MM_MAX_DIMS);
+      mml_error(L, "moonml.%s: %d dimensions given, at most %d supported", fn, len, MM_MAX_DIMS);
     for (int i = 1; i <= len; i++) {
       lua_rawgeti(L, idx, i);
       shape[n++] = mml_check_integer(L, -1, fn, "size");
@@ -140,8 +138,7 @@ int mml_check_shape(lua_State *L, int idx, const char *fn, int64_t *shape, int *
   }
   for (int d = 0; d < n; d++)
     if (shape[d] < 0)
-      mml_error(L, "moonml.%s: negative size %I in dimension %d", fn, (lua_Integer)shape[d],
-                d + 1);
+      mml_error(L, "moonml.%s: negative size %I in dimension %d", fn, (lua_Integer)shape[d], d + 1);
   return n;
 }
 

@@ -180,8 +180,7 @@ static int64_t column_len(lua_State *L, int idx, mm_tensor **t, const char *what
     return (*t)->shape[0];
   }
   if (!lua_istable(L, idx))
-    mml_error(L, "moonml.rec: %s must be a table or a tensor, got %s", what,
-              mml_typename(L, idx));
+    mml_error(L, "moonml.rec: %s must be a table or a tensor, got %s", what, mml_typename(L, idx));
   return (int64_t)lua_rawlen(L, idx);
 }
 
@@ -682,17 +681,30 @@ static int l_scores(lua_State *L) {
 
 /* ------------------------------------------------------------------ registration */
 
-static const luaL_Reg store_methods[] = {
-    {"size", s_size},           {"space", s_space},   {"get", s_get},
-    {"columns", s_columns},     {"tensors", s_tensors}, {"stats", s_stats},
-    {"user_count", s_user_count}, {"item_count", s_item_count}, {"row", s_row},
-    {NULL, NULL}};
+static const luaL_Reg store_methods[] = {{"size", s_size},
+                                         {"space", s_space},
+                                         {"get", s_get},
+                                         {"columns", s_columns},
+                                         {"tensors", s_tensors},
+                                         {"stats", s_stats},
+                                         {"user_count", s_user_count},
+                                         {"item_count", s_item_count},
+                                         {"row", s_row},
+                                         {NULL, NULL}};
 
-static const luaL_Reg rec_funcs[] = {
-    {"parse", l_parse},     {"from_columns", l_from_columns}, {"remap", l_remap},
-    {"select", l_select},   {"take", l_take},   {"permutation", l_permutation},   {"baseline", l_baseline},
-    {"init", l_init},       {"fit", l_fit},                   {"predict", l_predict},
-    {"scores", l_scores},   {"clock", l_clock},          {NULL, NULL}};
+static const luaL_Reg rec_funcs[] = {{"parse", l_parse},
+                                     {"from_columns", l_from_columns},
+                                     {"remap", l_remap},
+                                     {"select", l_select},
+                                     {"take", l_take},
+                                     {"permutation", l_permutation},
+                                     {"baseline", l_baseline},
+                                     {"init", l_init},
+                                     {"fit", l_fit},
+                                     {"predict", l_predict},
+                                     {"scores", l_scores},
+                                     {"clock", l_clock},
+                                     {NULL, NULL}};
 
 void mml_open_rec(lua_State *L, const mml_open_state *st) {
   luaL_newmetatable(L, CSR_MT);

@@ -94,14 +94,10 @@ static int m_softmax(lua_State *L) { return softmax_like(L, false, "softmax"); }
 static int m_log_softmax(lua_State *L) { return softmax_like(L, true, "log_softmax"); }
 
 static const luaL_Reg methods[] = {
-    {"sum", m_sum},
-    {"mean", m_mean},
-    {"max", m_max},
-    {"min", m_min},
-    {"argmax", m_argmax},
-    {"argmin", m_argmin},
-    {"softmax", m_softmax},
-    {"log_softmax", m_log_softmax},
+    {"sum", m_sum},         {"mean", m_mean},
+    {"max", m_max},         {"min", m_min},
+    {"argmax", m_argmax},   {"argmin", m_argmin},
+    {"softmax", m_softmax}, {"log_softmax", m_log_softmax},
     {NULL, NULL},
 };
 

@@ -179,21 +179,11 @@ static int m_select(lua_State *L) {
 }
 
 static const luaL_Reg methods[] = {
-    {"view", m_view_infer},
-    {"reshape", m_reshape},
-    {"view_as", m_view_as},
-    {"flatten", m_flatten},
-    {"squeeze", m_squeeze},
-    {"unsqueeze", m_unsqueeze},
-    {"permute", m_permute},
-    {"transpose", m_transpose},
-    {"t", m_t},
-    {"expand", m_expand},
-    {"expand_as", m_expand_as},
-    {"narrow", m_narrow},
-    {"slice", m_slice},
-    {"select", m_select},
-    {NULL, NULL},
+    {"view", m_view_infer}, {"reshape", m_reshape},     {"view_as", m_view_as},
+    {"flatten", m_flatten}, {"squeeze", m_squeeze},     {"unsqueeze", m_unsqueeze},
+    {"permute", m_permute}, {"transpose", m_transpose}, {"t", m_t},
+    {"expand", m_expand},   {"expand_as", m_expand_as}, {"narrow", m_narrow},
+    {"slice", m_slice},     {"select", m_select},       {NULL, NULL},
 };
 
 void mml_open_shape(lua_State *L, const mml_open_state *st) {

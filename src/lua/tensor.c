@@ -18,9 +18,15 @@ static int t_gc(lua_State *L) {
 /* Pushes one element as a Lua value: integer for int64, boolean for bool. */
 static void push_element(lua_State *L, const mm_tensor *t, const int64_t *idx) {
   switch (t->dtype) {
-  case MM_INT64: lua_pushinteger(L, (lua_Integer)mm_get_int64(t, idx)); break;
-  case MM_BOOL: lua_pushboolean(L, mm_get_int64(t, idx) != 0); break;
-  default: lua_pushnumber(L, (lua_Number)mm_get_double(t, idx)); break;
+  case MM_INT64:
+    lua_pushinteger(L, (lua_Integer)mm_get_int64(t, idx));
+    break;
+  case MM_BOOL:
+    lua_pushboolean(L, mm_get_int64(t, idx) != 0);
+    break;
+  default:
+    lua_pushnumber(L, (lua_Number)mm_get_double(t, idx));
+    break;
   }
 }
 
@@ -34,8 +40,7 @@ static double check_fits(lua_State *L, mm_dtype dt, double v, const char *fn) {
 }
 
 /* Stores the Lua value at vidx into one element, converting as PyTorch would. */
-static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx,
-                        const char *fn) {
+static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx, const char *fn) {
   int type = lua_type(L, vidx);
   if (type == LUA_TBOOLEAN) {
     mm_set_int64(t, idx, lua_toboolean(L, vidx));
@@ -277,8 +282,7 @@ static void fill_from_table(lua_State *L, int idx, int d, const table_shape *ts,
     } else {
       int type = lua_type(L, -1);
       if (type != LUA_TNUMBER && type != LUA_TBOOLEAN)
-        mml_error(L, "moonml.tensor: expected numbers or booleans, got %s",
-                  mml_typename(L, -1));
+        mml_error(L, "moonml.tensor: expected numbers or booleans, got %s", mml_typename(L, -1));
       /* address the flat position through a 1-D index on the contiguous data */
       int64_t idx1[MM_MAX_DIMS] = {0}, rest = *pos;
       for (int k = t->ndim - 1; k >= 0; k--) {
@@ -314,19 +318,18 @@ static int l_tensor(lua_State *L) {
   }
   int type = lua_type(L, 1);
   if (type == LUA_TNUMBER || type == LUA_TBOOLEAN) {
-    mm_dtype dt = mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32,
-                                no_extra);
+    mm_dtype dt =
+        mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32, no_extra);
     mm_tensor *t = push_as(L, mm_empty(ctx, dt, 0, NULL), "tensor");
     set_element(L, t, NULL, 1, "tensor");
     return 1;
   }
   if (type != LUA_TTABLE)
-    mml_error(L, "moonml.tensor: expected a table, number or tensor, got %s",
-              mml_typename(L, 1));
+    mml_error(L, "moonml.tensor: expected a table, number or tensor, got %s", mml_typename(L, 1));
   table_shape ts;
   infer_table_shape(L, 1, &ts);
-  mm_dtype dt = mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32,
-                              no_extra);
+  mm_dtype dt =
+      mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32, no_extra);
   mm_tensor *t = push_as(L, mm_empty(ctx, dt, ts.ndim, ts.shape), "tensor");
   int64_t pos = 0;
   fill_from_table(L, 1, 0, &ts, t, &pos); /* also when empty: {{}, {1}} is ragged */
@@ -508,8 +511,7 @@ static int t_len(lua_State *L) {
 
 /* ------------------------------------------------------------------ elements */
 
-static void check_indices(lua_State *L, mm_tensor *t, int first, const char *fn,
-                          int64_t *idx) {
+static void check_indices(lua_State *L, mm_tensor *t, int first, const char *fn, int64_t *idx) {
   int given = lua_gettop(L) - first + 1;
   if (given < t->ndim)
     mml_error(L, "moonml.%s: %d indices given for a %d-D tensor", fn, given, t->ndim);
@@ -611,8 +613,7 @@ static int t_newindex(lua_State *L) {
   mm_ctx *ctx = mml_ctx(L);
   mm_tensor *src = mml_test_tensor(L, 3);
   if (!src && lua_type(L, 3) != LUA_TNUMBER && lua_type(L, 3) != LUA_TBOOLEAN)
-    mml_error(L, "moonml.newindex: can assign a number or a tensor, got %s",
-              mml_typename(L, 3));
+    mml_error(L, "moonml.newindex: can assign a number or a tensor, got %s", mml_typename(L, 3));
   if (t->ndim == 1 && !src) {
     set_element(L, t, &i, 3, "newindex");
     return 0;

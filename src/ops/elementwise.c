@@ -28,10 +28,10 @@ static const char *const binary_names[MM_BINARY_OP_COUNT] = {
     "add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge"};
 static const char *const binary_names_[MM_BINARY_OP_COUNT] = {
     "add_", "sub_", "mul_", "div_", "pow_", "eq_", "ne_", "lt_", "le_", "gt_", "ge_"};
-static const char *const unary_names[MM_UNARY_OP_COUNT] = {
-    "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid", "relu"};
-static const char *const unary_names_[MM_UNARY_OP_COUNT] = {
-    "neg_", "abs_", "exp_", "log_", "sqrt_", "tanh_", "sigmoid_", "relu_"};
+static const char *const unary_names[MM_UNARY_OP_COUNT] = {"neg",  "abs",  "exp",     "log",
+                                                           "sqrt", "tanh", "sigmoid", "relu"};
+static const char *const unary_names_[MM_UNARY_OP_COUNT] = {"neg_",  "abs_",  "exp_",     "log_",
+                                                            "sqrt_", "tanh_", "sigmoid_", "relu_"};
 
 const char *mm_binary_op_name(mm_binary_op op) {
   return (unsigned)op < MM_BINARY_OP_COUNT ? binary_names[op] : "?";
@@ -73,72 +73,72 @@ static inline int64_t ipow(int64_t base, int64_t exp) {
 
 /* out = EXPR(x, y) for operands of type TI into TO. Three dense shapes get their own plain
  * loop (both contiguous, scalar on the right, scalar on the left); the rest is strided. */
-#define BINARY_KERNEL(name, TI, TO, EXPR)                                                 \
-  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                    \
-    const kparam *kp = arg;                                                               \
-    (void)kp;                                                                             \
-    const int64_t so = (int64_t)sizeof(TO), si = (int64_t)sizeof(TI);                     \
-    TO *o = (TO *)p[0];                                                                   \
-    const TI *pa = (const TI *)p[1], *pb = (const TI *)p[2];                              \
-    if (s[0] == so && s[1] == si && s[2] == si) {                                         \
-      for (int64_t i = 0; i < n; i++) {                                                   \
-        const TI x = pa[i], y = pb[i];                                                    \
-        o[i] = (TO)(EXPR);                                                                \
-      }                                                                                   \
-    } else if (s[0] == so && s[1] == si && s[2] == 0) {                                   \
-      const TI y = pb[0];                                                                 \
-      for (int64_t i = 0; i < n; i++) {                                                   \
-        const TI x = pa[i];                                                               \
-        o[i] = (TO)(EXPR);                                                                \
-      }                                                                                   \
-    } else if (s[0] == so && s[1] == 0 && s[2] == si) {                                   \
-      const TI x = pa[0];                                                                 \
-      for (int64_t i = 0; i < n; i++) {                                                   \
-        const TI y = pb[i];                                                               \
-        o[i] = (TO)(EXPR);                                                                \
-      }                                                                                   \
-    } else {                                                                              \
-      char *q = p[0];                                                                     \
-      const char *qa = p[1], *qb = p[2];                                                  \
-      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1], qb += s[2]) {                \
-        const TI x = *(const TI *)qa, y = *(const TI *)qb;                                \
-        *(TO *)q = (TO)(EXPR);                                                            \
-      }                                                                                   \
-    }                                                                                     \
+#define BINARY_KERNEL(name, TI, TO, EXPR)                                                          \
+  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                             \
+    const kparam *kp = arg;                                                                        \
+    (void)kp;                                                                                      \
+    const int64_t so = (int64_t)sizeof(TO), si = (int64_t)sizeof(TI);                              \
+    TO *o = (TO *)p[0];                                                                            \
+    const TI *pa = (const TI *)p[1], *pb = (const TI *)p[2];                                       \
+    if (s[0] == so && s[1] == si && s[2] == si) {                                                  \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        const TI x = pa[i], y = pb[i];                                                             \
+        o[i] = (TO)(EXPR);                                                                         \
+      }                                                                                            \
+    } else if (s[0] == so && s[1] == si && s[2] == 0) {                                            \
+      const TI y = pb[0];                                                                          \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        const TI x = pa[i];                                                                        \
+        o[i] = (TO)(EXPR);                                                                         \
+      }                                                                                            \
+    } else if (s[0] == so && s[1] == 0 && s[2] == si) {                                            \
+      const TI x = pa[0];                                                                          \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        const TI y = pb[i];                                                                        \
+        o[i] = (TO)(EXPR);                                                                         \
+      }                                                                                            \
+    } else {                                                                                       \
+      char *q = p[0];                                                                              \
+      const char *qa = p[1], *qb = p[2];                                                           \
+      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1], qb += s[2]) {                         \
+        const TI x = *(const TI *)qa, y = *(const TI *)qb;                                         \
+        *(TO *)q = (TO)(EXPR);                                                                     \
+      }                                                                                            \
+    }                                                                                              \
   }
 
-#define UNARY_KERNEL(name, TI, TO, EXPR)                                                  \
-  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                    \
-    const kparam *kp = arg;                                                               \
-    (void)kp;                                                                             \
-    if (s[0] == (int64_t)sizeof(TO) && s[1] == (int64_t)sizeof(TI)) {                     \
-      TO *o = (TO *)p[0];                                                                 \
-      const TI *pa = (const TI *)p[1];                                                    \
-      for (int64_t i = 0; i < n; i++) {                                                   \
-        const TI x = pa[i];                                                               \
-        o[i] = (TO)(EXPR);                                                                \
-      }                                                                                   \
-    } else {                                                                              \
-      char *q = p[0];                                                                     \
-      const char *qa = p[1];                                                              \
-      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1]) {                            \
-        const TI x = *(const TI *)qa;                                                     \
-        *(TO *)q = (TO)(EXPR);                                                            \
-      }                                                                                   \
-    }                                                                                     \
+#define UNARY_KERNEL(name, TI, TO, EXPR)                                                           \
+  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                             \
+    const kparam *kp = arg;                                                                        \
+    (void)kp;                                                                                      \
+    if (s[0] == (int64_t)sizeof(TO) && s[1] == (int64_t)sizeof(TI)) {                              \
+      TO *o = (TO *)p[0];                                                                          \
+      const TI *pa = (const TI *)p[1];                                                             \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        const TI x = pa[i];                                                                        \
+        o[i] = (TO)(EXPR);                                                                         \
+      }                                                                                            \
+    } else {                                                                                       \
+      char *q = p[0];                                                                              \
+      const char *qa = p[1];                                                                       \
+      for (int64_t i = 0; i < n; i++, q += s[0], qa += s[1]) {                                     \
+        const TI x = *(const TI *)qa;                                                              \
+        *(TO *)q = (TO)(EXPR);                                                                     \
+      }                                                                                            \
+    }                                                                                              \
   }
 
-#define COMPARE_KERNELS(sfx, T)                                                           \
-  BINARY_KERNEL(k_eq_##sfx, T, uint8_t, x == y)                                           \
-  BINARY_KERNEL(k_ne_##sfx, T, uint8_t, x != y)                                           \
-  BINARY_KERNEL(k_lt_##sfx, T, uint8_t, x < y)                                            \
-  BINARY_KERNEL(k_le_##sfx, T, uint8_t, x <= y)                                           \
-  BINARY_KERNEL(k_gt_##sfx, T, uint8_t, x > y)                                            \
+#define COMPARE_KERNELS(sfx, T)                                                                    \
+  BINARY_KERNEL(k_eq_##sfx, T, uint8_t, x == y)                                                    \
+  BINARY_KERNEL(k_ne_##sfx, T, uint8_t, x != y)                                                    \
+  BINARY_KERNEL(k_lt_##sfx, T, uint8_t, x < y)                                                     \
+  BINARY_KERNEL(k_le_##sfx, T, uint8_t, x <= y)                                                    \
+  BINARY_KERNEL(k_gt_##sfx, T, uint8_t, x > y)                                                     \
   BINARY_KERNEL(k_ge_##sfx, T, uint8_t, x >= y)
 
 BINARY_KERNEL(k_add_f32, float, float, x + y)
 BINARY_KERNEL(k_sub_f32, float, float, x - y)
-BINARY_KERNEL(k_mul_f32, float, float, x * y)
+BINARY_KERNEL(k_mul_f32, float, float, x *y)
 BINARY_KERNEL(k_div_f32, float, float, x / y)
 BINARY_KERNEL(k_pow_f32, float, float, powf(x, y))
 BINARY_KERNEL(k_adda_f32, float, float, x + kp->f32 * y)
@@ -146,7 +146,7 @@ COMPARE_KERNELS(f32, float)
 
 BINARY_KERNEL(k_add_f64, double, double, x + y)
 BINARY_KERNEL(k_sub_f64, double, double, x - y)
-BINARY_KERNEL(k_mul_f64, double, double, x * y)
+BINARY_KERNEL(k_mul_f64, double, double, x *y)
 BINARY_KERNEL(k_div_f64, double, double, x / y)
 BINARY_KERNEL(k_pow_f64, double, double, pow(x, y))
 BINARY_KERNEL(k_adda_f64, double, double, x + kp->f64 * y)
@@ -161,7 +161,7 @@ COMPARE_KERNELS(i64, int64_t)
 
 /* bool arithmetic as PyTorch: + is or, * is and (0/1 bytes) */
 BINARY_KERNEL(k_add_b, uint8_t, uint8_t, x | y)
-BINARY_KERNEL(k_mul_b, uint8_t, uint8_t, x & y)
+BINARY_KERNEL(k_mul_b, uint8_t, uint8_t, x &y)
 BINARY_KERNEL(k_adda_b, uint8_t, uint8_t, x | (kp->b & y))
 COMPARE_KERNELS(b, uint8_t)
 
@@ -169,27 +169,45 @@ COMPARE_KERNELS(b, uint8_t)
 #define OP_ADD_ALPHA MM_BINARY_OP_COUNT
 
 static const mm_inner_fn binary_kernels[MM_BINARY_OP_COUNT + 1][MM_DTYPE_COUNT] = {
-    [MM_OP_ADD] = {[MM_FLOAT32] = k_add_f32, [MM_FLOAT64] = k_add_f64, [MM_INT64] = k_add_i64,
+    [MM_OP_ADD] = {[MM_FLOAT32] = k_add_f32,
+                   [MM_FLOAT64] = k_add_f64,
+                   [MM_INT64] = k_add_i64,
                    [MM_BOOL] = k_add_b},
     [MM_OP_SUB] = {[MM_FLOAT32] = k_sub_f32, [MM_FLOAT64] = k_sub_f64, [MM_INT64] = k_sub_i64},
-    [MM_OP_MUL] = {[MM_FLOAT32] = k_mul_f32, [MM_FLOAT64] = k_mul_f64, [MM_INT64] = k_mul_i64,
+    [MM_OP_MUL] = {[MM_FLOAT32] = k_mul_f32,
+                   [MM_FLOAT64] = k_mul_f64,
+                   [MM_INT64] = k_mul_i64,
                    [MM_BOOL] = k_mul_b},
     [MM_OP_DIV] = {[MM_FLOAT32] = k_div_f32, [MM_FLOAT64] = k_div_f64},
     [MM_OP_POW] = {[MM_FLOAT32] = k_pow_f32, [MM_FLOAT64] = k_pow_f64, [MM_INT64] = k_pow_i64},
-    [MM_OP_EQ] = {[MM_FLOAT32] = k_eq_f32, [MM_FLOAT64] = k_eq_f64, [MM_INT64] = k_eq_i64,
+    [MM_OP_EQ] = {[MM_FLOAT32] = k_eq_f32,
+                  [MM_FLOAT64] = k_eq_f64,
+                  [MM_INT64] = k_eq_i64,
                   [MM_BOOL] = k_eq_b},
-    [MM_OP_NE] = {[MM_FLOAT32] = k_ne_f32, [MM_FLOAT64] = k_ne_f64, [MM_INT64] = k_ne_i64,
+    [MM_OP_NE] = {[MM_FLOAT32] = k_ne_f32,
+                  [MM_FLOAT64] = k_ne_f64,
+                  [MM_INT64] = k_ne_i64,
                   [MM_BOOL] = k_ne_b},
-    [MM_OP_LT] = {[MM_FLOAT32] = k_lt_f32, [MM_FLOAT64] = k_lt_f64, [MM_INT64] = k_lt_i64,
+    [MM_OP_LT] = {[MM_FLOAT32] = k_lt_f32,
+                  [MM_FLOAT64] = k_lt_f64,
+                  [MM_INT64] = k_lt_i64,
                   [MM_BOOL] = k_lt_b},
-    [MM_OP_LE] = {[MM_FLOAT32] = k_le_f32, [MM_FLOAT64] = k_le_f64, [MM_INT64] = k_le_i64,
+    [MM_OP_LE] = {[MM_FLOAT32] = k_le_f32,
+                  [MM_FLOAT64] = k_le_f64,
+                  [MM_INT64] = k_le_i64,
                   [MM_BOOL] = k_le_b},
-    [MM_OP_GT] = {[MM_FLOAT32] = k_gt_f32, [MM_FLOAT64] = k_gt_f64, [MM_INT64] = k_gt_i64,
+    [MM_OP_GT] = {[MM_FLOAT32] = k_gt_f32,
+                  [MM_FLOAT64] = k_gt_f64,
+                  [MM_INT64] = k_gt_i64,
                   [MM_BOOL] = k_gt_b},
-    [MM_OP_GE] = {[MM_FLOAT32] = k_ge_f32, [MM_FLOAT64] = k_ge_f64, [MM_INT64] = k_ge_i64,
+    [MM_OP_GE] = {[MM_FLOAT32] = k_ge_f32,
+                  [MM_FLOAT64] = k_ge_f64,
+                  [MM_INT64] = k_ge_i64,
                   [MM_BOOL] = k_ge_b},
-    [OP_ADD_ALPHA] = {[MM_FLOAT32] = k_adda_f32, [MM_FLOAT64] = k_adda_f64,
-                      [MM_INT64] = k_adda_i64, [MM_BOOL] = k_adda_b},
+    [OP_ADD_ALPHA] = {[MM_FLOAT32] = k_adda_f32,
+                      [MM_FLOAT64] = k_adda_f64,
+                      [MM_INT64] = k_adda_i64,
+                      [MM_BOOL] = k_adda_b},
 };
 
 /* relu keeps NaN (NaN < 0 is false) and -0.0, as PyTorch does */
@@ -228,15 +246,15 @@ static const mm_inner_fn unary_kernels[MM_UNARY_OP_COUNT][MM_DTYPE_COUNT] = {
 
 /* float tensor ** scalar: PyTorch replaces these exponents by cheaper exact forms (which also
  * decide corner cases such as (-inf) ** 0.5 = nan and (-0) ** -0.5 = -inf), powf otherwise. */
-UNARY_KERNEL(k_pow2_f32, float, float, x * x)
-UNARY_KERNEL(k_pow3_f32, float, float, x * x * x)
+UNARY_KERNEL(k_pow2_f32, float, float, x *x)
+UNARY_KERNEL(k_pow3_f32, float, float, x *x *x)
 UNARY_KERNEL(k_powm1_f32, float, float, 1.0f / x)
 UNARY_KERNEL(k_powm2_f32, float, float, 1.0f / (x * x))
 UNARY_KERNEL(k_powh_f32, float, float, sqrtf(x))
 UNARY_KERNEL(k_powmh_f32, float, float, 1.0f / sqrtf(x))
 UNARY_KERNEL(k_pows_f32, float, float, powf(x, kp->f32))
-UNARY_KERNEL(k_pow2_f64, double, double, x * x)
-UNARY_KERNEL(k_pow3_f64, double, double, x * x * x)
+UNARY_KERNEL(k_pow2_f64, double, double, x *x)
+UNARY_KERNEL(k_pow3_f64, double, double, x *x *x)
 UNARY_KERNEL(k_powm1_f64, double, double, 1.0 / x)
 UNARY_KERNEL(k_powm2_f64, double, double, 1.0 / (x * x))
 UNARY_KERNEL(k_powh_f64, double, double, sqrt(x))
@@ -318,10 +336,18 @@ static void scalar_tensor_init(scalar_tensor *st, mm_dtype dt, int ndim, const i
                                double v) {
   memset(st, 0, sizeof *st);
   switch (dt) {
-  case MM_FLOAT32: st->buf.f32 = (float)v; break;
-  case MM_FLOAT64: st->buf.f64 = v; break;
-  case MM_INT64: st->buf.i64 = to_int64(v); break;
-  default: st->buf.b = v != 0; break;
+  case MM_FLOAT32:
+    st->buf.f32 = (float)v;
+    break;
+  case MM_FLOAT64:
+    st->buf.f64 = v;
+    break;
+  case MM_INT64:
+    st->buf.i64 = to_int64(v);
+    break;
+  default:
+    st->buf.b = v != 0;
+    break;
   }
   st->storage.refcount = 1;
   st->storage.data = &st->buf;
@@ -453,10 +479,10 @@ typedef struct {
   const mm_tensor *a;
   const mm_tensor *b; /* NULL: the scalar s */
   mm_scalar s;
-  bool scalar_first;  /* s op a instead of a op s */
+  bool scalar_first; /* s op a instead of a op s */
   bool has_alpha;
   mm_scalar alpha;
-  mm_tensor *self;    /* in place into self (== a), or NULL */
+  mm_tensor *self; /* in place into self (== a), or NULL */
 } binary_call;
 
 static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
@@ -481,8 +507,8 @@ static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
   if (op >= MM_OP_EQ)
     R = MM_BOOL;
   if (c->has_alpha && !mm_dtype_is_float(R) && !scalar_is_int(c->alpha))
-    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name,
-                   article(R), mm_dtype_name(R));
+    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name, article(R),
+                   mm_dtype_name(R));
 
   /* shapes */
   int nd;
@@ -504,8 +530,10 @@ static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
       return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
                      name, mm_dtype_name(R), article(self->dtype), mm_dtype_name(self->dtype));
     if (internal_overlap(self))
-      return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
-                     "elements share memory); clone it first", name);
+      return mm_fail(ctx,
+                     "moonml.%s: cannot write in place into an expanded tensor (several "
+                     "elements share memory); clone it first",
+                     name);
   }
 
   /* write straight into self when it has the result dtype (then it also has C) */
@@ -622,8 +650,7 @@ int mm_add_alpha_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b
                   mm_scalar alpha) {
   if (check_alpha_op(ctx, op, true) != 0)
     return -1;
-  binary_call c = {.op = op, .a = a, .b = b, .s = bs, .has_alpha = true, .alpha = alpha,
-                   .self = a};
+  binary_call c = {.op = op, .a = a, .b = b, .s = bs, .has_alpha = true, .alpha = alpha, .self = a};
   return binary_exec(ctx, &c, NULL);
 }
 
@@ -646,8 +673,10 @@ static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor
       return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
                      name, mm_dtype_name(C), article(self->dtype), mm_dtype_name(self->dtype));
     if (internal_overlap(self))
-      return mm_fail(ctx, "moonml.%s: cannot write in place into an expanded tensor (several "
-                     "elements share memory); clone it first", name);
+      return mm_fail(ctx,
+                     "moonml.%s: cannot write in place into an expanded tensor (several "
+                     "elements share memory); clone it first",
+                     name);
   }
   mm_inner_fn fn = unary_kernels[op][C];
   if (!fn)
@@ -674,9 +703,7 @@ mm_tensor *mm_unary(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a) {
   return unary_exec(ctx, op, a, NULL, &r) == 0 ? r : NULL;
 }
 
-int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a) {
-  return unary_exec(ctx, op, a, a, NULL);
-}
+int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a) { return unary_exec(ctx, op, a, a, NULL); }
 
 /* ------------------------------------------------------------------ allclose */
 
@@ -689,10 +716,14 @@ typedef struct {
 
 static double load_as_double(const char *p, mm_dtype dt) {
   switch (dt) {
-  case MM_FLOAT32: return *(const float *)p;
-  case MM_FLOAT64: return *(const double *)p;
-  case MM_INT64: return (double)*(const int64_t *)p;
-  default: return *(const uint8_t *)p;
+  case MM_FLOAT32:
+    return *(const float *)p;
+  case MM_FLOAT64:
+    return *(const double *)p;
+  case MM_INT64:
+    return (double)*(const int64_t *)p;
+  default:
+    return *(const uint8_t *)p;
   }
 }
 
@@ -729,8 +760,8 @@ int mm_allclose(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b, double rtol
     return mm_fail(ctx, "moonml.allclose: dtypes %s and %s differ", mm_dtype_name(a->dtype),
                    mm_dtype_name(b->dtype));
   if (!(rtol >= 0) || !(atol >= 0))
-    return mm_fail(ctx, "moonml.allclose: rtol and atol must be non-negative, got %g and %g",
-                   rtol, atol);
+    return mm_fail(ctx, "moonml.allclose: rtol and atol must be non-negative, got %g and %g", rtol,
+                   atol);
   int nd;
   int64_t shape[MM_MAX_DIMS];
   if (mm_broadcast_shape(ctx, "allclose", a->ndim, a->shape, b->ndim, b->shape, &nd, shape) != 0)

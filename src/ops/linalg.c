@@ -68,8 +68,8 @@ static bool fits_int(int64_t v) { return v <= INT_MAX; }
 /* Can BLAS read the rows x cols matrix with element strides rs, cs as it is? Row-major
  * (cs == 1) is NoTrans with ld = rs; column-major (rs == 1) is Trans with ld = cs. Strides
  * of size-1 dims do not matter. */
-static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs,
-                        CBLAS_TRANSPOSE *tr, int *ld) {
+static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs, CBLAS_TRANSPOSE *tr,
+                        int *ld) {
   int64_t l;
   if ((cs == 1 || cols == 1) && (rows == 1 || rs >= cols)) {
     *tr = CblasNoTrans;
@@ -90,8 +90,7 @@ static bool blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs,
 
 /* A header-only view (no reference taken) of t with new shape and strides; only used
  * for reading during one call while t is alive. */
-static mm_tensor header(const mm_tensor *t, int ndim, const int64_t *shape,
-                        const int64_t *stride) {
+static mm_tensor header(const mm_tensor *t, int ndim, const int64_t *shape, const int64_t *stride) {
   mm_tensor h = *t;
   h.ndim = ndim;
   for (int d = 0; d < ndim; d++) {
@@ -110,21 +109,21 @@ static mm_tensor header(const mm_tensor *t, int ndim, const int64_t *shape,
  * [0, n); c's rows are ldc apart and contiguous; strides count elements. Dot-product
  * order: for tiny products it beats the row-update order below (4x4x4 in C: 22 ns
  * against 48 ns, sgemm 61 ns). */
-#define DEFINE_SMALL_GEMM(NAME, T, A)                                                      \
-  static void NAME(int64_t n, int64_t k, int64_t p, T alpha, const T *a, int64_t ars,      \
-                   int64_t acs, const T *b, int64_t brs, int64_t bcs, T beta,              \
-                   bool use_beta, T *c, int64_t ldc) {                                     \
-    for (int64_t i = 0; i < n; i++) {                                                      \
-      const T *ai = a + i * ars;                                                           \
-      T *ci = c + i * ldc;                                                                 \
-      for (int64_t j = 0; j < p; j++) {                                                    \
-        const T *bj = b + j * bcs;                                                         \
-        A acc = 0;                                                                         \
-        for (int64_t l = 0; l < k; l++)                                                    \
-          acc += (A)ai[l * acs] * (A)bj[l * brs];                                          \
-        ci[j] = (T)(use_beta ? (A)alpha * acc + (A)beta * (A)ci[j] : (A)alpha * acc);      \
-      }                                                                                    \
-    }                                                                                      \
+#define DEFINE_SMALL_GEMM(NAME, T, A)                                                              \
+  static void NAME(int64_t n, int64_t k, int64_t p, T alpha, const T *a, int64_t ars, int64_t acs, \
+                   const T *b, int64_t brs, int64_t bcs, T beta, bool use_beta, T *c,              \
+                   int64_t ldc) {                                                                  \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      const T *ai = a + i * ars;                                                                   \
+      T *ci = c + i * ldc;                                                                         \
+      for (int64_t j = 0; j < p; j++) {                                                            \
+        const T *bj = b + j * bcs;                                                                 \
+        A acc = 0;                                                                                 \
+        for (int64_t l = 0; l < k; l++)                                                            \
+          acc += (A)ai[l * acs] * (A)bj[l * brs];                                                  \
+        ci[j] = (T)(use_beta ? (A)alpha * acc + (A)beta * (A)ci[j] : (A)alpha * acc);              \
+      }                                                                                            \
+    }                                                                                              \
   }
 
 DEFINE_SMALL_GEMM(small_gemm_f32, float, float)
@@ -133,10 +132,9 @@ DEFINE_SMALL_GEMM(small_gemm_i64, int64_t, uint64_t)
 
 /* The same for larger int64 products, in row-update order: the inner loop runs along a
  * row of b and of c, which vectorises when b's rows are contiguous. */
-static void rows_gemm_i64(int64_t n, int64_t k, int64_t p, int64_t alpha,
-                          const int64_t *a, int64_t ars, int64_t acs, const int64_t *b,
-                          int64_t brs, int64_t bcs, int64_t beta, bool use_beta,
-                          int64_t *restrict c, int64_t ldc) {
+static void rows_gemm_i64(int64_t n, int64_t k, int64_t p, int64_t alpha, const int64_t *a,
+                          int64_t ars, int64_t acs, const int64_t *b, int64_t brs, int64_t bcs,
+                          int64_t beta, bool use_beta, int64_t *restrict c, int64_t ldc) {
   for (int64_t i = 0; i < n; i++) {
     int64_t *restrict ci = c + i * ldc;
     const int64_t *ai = a + i * ars;
@@ -157,21 +155,21 @@ static void rows_gemm_i64(int64_t n, int64_t k, int64_t p, int64_t alpha,
 }
 
 /* y[i] = sum_l m[i, l] * x[l] for rows [0, n); y contiguous. */
-#define DEFINE_DIRECT_GEMV(NAME, T, A)                                                     \
-  static void NAME(int64_t n, int64_t k, const T *m, int64_t rs, int64_t cs, const T *x,   \
-                   int64_t incx, T *y) {                                                   \
-    for (int64_t i = 0; i < n; i++) {                                                      \
-      const T *mi = m + i * rs;                                                            \
-      A acc = 0;                                                                           \
-      if (cs == 1 && incx == 1) {                                                          \
-        for (int64_t l = 0; l < k; l++)                                                    \
-          acc += (A)mi[l] * (A)x[l];                                                       \
-      } else {                                                                             \
-        for (int64_t l = 0; l < k; l++)                                                    \
-          acc += (A)mi[l * cs] * (A)x[l * incx];                                           \
-      }                                                                                    \
-      y[i] = (T)acc;                                                                       \
-    }                                                                                      \
+#define DEFINE_DIRECT_GEMV(NAME, T, A)                                                             \
+  static void NAME(int64_t n, int64_t k, const T *m, int64_t rs, int64_t cs, const T *x,           \
+                   int64_t incx, T *y) {                                                           \
+    for (int64_t i = 0; i < n; i++) {                                                              \
+      const T *mi = m + i * rs;                                                                    \
+      A acc = 0;                                                                                   \
+      if (cs == 1 && incx == 1) {                                                                  \
+        for (int64_t l = 0; l < k; l++)                                                            \
+          acc += (A)mi[l] * (A)x[l];                                                               \
+      } else {                                                                                     \
+        for (int64_t l = 0; l < k; l++)                                                            \
+          acc += (A)mi[l * cs] * (A)x[l * incx];                                                   \
+      }                                                                                            \
+      y[i] = (T)acc;                                                                               \
+    }                                                                                              \
   }
 
 DEFINE_DIRECT_GEMV(direct_gemv_f32, float, float)
@@ -222,9 +220,9 @@ static void direct_rows(const gemm_job *j, int64_t r0, int64_t r1) {
     int64_t oc = (t * j->n + i) * j->p;
     switch (j->dt) {
     case MM_FLOAT32:
-      small_gemm_f32(rows, j->k, j->p, (float)j->alpha, (const float *)j->a + oa, j->ars,
-                     j->acs, (const float *)j->b + ob, j->brs, j->bcs, (float)j->beta,
-                     j->use_beta, (float *)j->c + oc, j->p);
+      small_gemm_f32(rows, j->k, j->p, (float)j->alpha, (const float *)j->a + oa, j->ars, j->acs,
+                     (const float *)j->b + ob, j->brs, j->bcs, (float)j->beta, j->use_beta,
+                     (float *)j->c + oc, j->p);
       break;
     case MM_FLOAT64:
       small_gemm_f64(rows, j->k, j->p, j->alpha, (const double *)j->a + oa, j->ars, j->acs,
@@ -235,11 +233,11 @@ static void direct_rows(const gemm_job *j, int64_t r0, int64_t r1) {
       const int64_t *a = (const int64_t *)j->a + oa, *b = (const int64_t *)j->b + ob;
       int64_t *c = (int64_t *)j->c + oc;
       if (j->small)
-        small_gemm_i64(rows, j->k, j->p, (int64_t)j->alpha, a, j->ars, j->acs, b, j->brs,
-                       j->bcs, (int64_t)j->beta, j->use_beta, c, j->p);
+        small_gemm_i64(rows, j->k, j->p, (int64_t)j->alpha, a, j->ars, j->acs, b, j->brs, j->bcs,
+                       (int64_t)j->beta, j->use_beta, c, j->p);
       else
-        rows_gemm_i64(rows, j->k, j->p, (int64_t)j->alpha, a, j->ars, j->acs, b, j->brs,
-                      j->bcs, (int64_t)j->beta, j->use_beta, c, j->p);
+        rows_gemm_i64(rows, j->k, j->p, (int64_t)j->alpha, a, j->ars, j->acs, b, j->brs, j->bcs,
+                      (int64_t)j->beta, j->use_beta, c, j->p);
       break;
     }
     }
@@ -247,9 +245,7 @@ static void direct_rows(const gemm_job *j, int64_t r0, int64_t r1) {
   }
 }
 
-static void direct_range(int64_t begin, int64_t end, void *arg) {
-  direct_rows(arg, begin, end);
-}
+static void direct_range(int64_t begin, int64_t end, void *arg) { direct_rows(arg, begin, end); }
 
 /* out <- beta * out (use_beta) or 0: the whole result when the product contributes
  * nothing (k == 0 or alpha == 0). */
@@ -280,9 +276,9 @@ static void scale_out(mm_tensor *out, double beta, bool use_beta) {
 
 /* a: [..., n, k] and b: [..., k, p] (ndim >= 2, sizes already checked); nb batch dims of
  * shape bshape; out holds nbatch * n * p elements, contiguous (and c when use_beta). */
-static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb,
-                     const int64_t *bshape, const mm_tensor *a, const mm_tensor *b,
-                     double alpha, double beta, bool use_beta) {
+static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb, const int64_t *bshape,
+                     const mm_tensor *a, const mm_tensor *b, double alpha, double beta,
+                     bool use_beta) {
   gemm_job j;
   j.dt = a->dtype;
   j.nb = nb;
@@ -329,8 +325,7 @@ static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb,
           return -1;
         }
         t = *copies[o];
-        blas_layout(t->shape[r], t->shape[r + 1], t->stride[r], t->stride[r + 1], trs[o],
-                    lds[o]);
+        blas_layout(t->shape[r], t->shape[r + 1], t->stride[r], t->stride[r + 1], trs[o], lds[o]);
       }
     }
   }
@@ -392,12 +387,12 @@ static int gemv_into(mm_ctx *ctx, const char *op, mm_tensor *y, const mm_tensor 
                       x->stride[0], mm_data(y));
       break;
     case MM_FLOAT64:
-      direct_gemv_f64(n, k, (const double *)mp, m->stride[0], m->stride[1],
-                      (const double *)xp, x->stride[0], mm_data(y));
+      direct_gemv_f64(n, k, (const double *)mp, m->stride[0], m->stride[1], (const double *)xp,
+                      x->stride[0], mm_data(y));
       break;
     default:
-      direct_gemv_i64(n, k, (const int64_t *)mp, m->stride[0], m->stride[1],
-                      (const int64_t *)xp, x->stride[0], mm_data(y));
+      direct_gemv_i64(n, k, (const int64_t *)mp, m->stride[0], m->stride[1], (const int64_t *)xp,
+                      x->stride[0], mm_data(y));
       break;
     }
     return 0;
@@ -426,11 +421,11 @@ static int gemv_into(mm_ctx *ctx, const char *op, mm_tensor *y, const mm_tensor 
   /* Trans: the column-major n x k matrix is a row-major k x n one */
   int rows = tr == CblasNoTrans ? (int)n : (int)k, cols = tr == CblasNoTrans ? (int)k : (int)n;
   if (dt == MM_FLOAT32)
-    cblas_sgemv(CblasRowMajor, tr, rows, cols, 1.0f, mm_data(m), ld, mm_data(x),
-                (int)x->stride[0], 0.0f, mm_data(y), 1);
+    cblas_sgemv(CblasRowMajor, tr, rows, cols, 1.0f, mm_data(m), ld, mm_data(x), (int)x->stride[0],
+                0.0f, mm_data(y), 1);
   else
-    cblas_dgemv(CblasRowMajor, tr, rows, cols, 1.0, mm_data(m), ld, mm_data(x),
-                (int)x->stride[0], 0.0, mm_data(y), 1);
+    cblas_dgemv(CblasRowMajor, tr, rows, cols, 1.0, mm_data(m), ld, mm_data(x), (int)x->stride[0],
+                0.0, mm_data(y), 1);
   mm_release(mc);
   mm_release(xc);
   return 0;
@@ -449,8 +444,7 @@ static mm_tensor *gemv_new(mm_ctx *ctx, const char *op, const mm_tensor *m, cons
 
 /* ------------------------------------------------------------------ dot */
 
-static mm_tensor *dot_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
-                           const mm_tensor *b) {
+static mm_tensor *dot_impl(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *b) {
   if (a->shape[0] != b->shape[0]) {
     fail_shapes(ctx, op, a, b, "");
     return NULL;
@@ -461,13 +455,13 @@ static mm_tensor *dot_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
     return NULL;
   bool blas = fits_int(n) && sa >= 0 && sb >= 0 && fits_int(sa) && fits_int(sb);
 /* the loop for int64, and for floats whose strides do not fit BLAS's int */
-#define DOT_LOOP(T, A)                                                                     \
-  do {                                                                                     \
-    const T *x = mm_data(a), *y = mm_data(b);                                              \
-    A acc = 0;                                                                             \
-    for (int64_t i = 0; i < n; i++)                                                        \
-      acc += (A)x[i * sa] * (A)y[i * sb];                                                  \
-    *(T *)mm_data(r) = (T)acc;                                                             \
+#define DOT_LOOP(T, A)                                                                             \
+  do {                                                                                             \
+    const T *x = mm_data(a), *y = mm_data(b);                                                      \
+    A acc = 0;                                                                                     \
+    for (int64_t i = 0; i < n; i++)                                                                \
+      acc += (A)x[i * sa] * (A)y[i * sb];                                                          \
+    *(T *)mm_data(r) = (T)acc;                                                                     \
   } while (0)
   if (a->dtype == MM_FLOAT32 && blas)
     *(float *)mm_data(r) = n ? cblas_sdot((int)n, mm_data(a), (int)sa, mm_data(b), (int)sb) : 0;
@@ -495,8 +489,7 @@ mm_tensor *mm_dot(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
 
 /* ------------------------------------------------------------------ mv, mm, bmm */
 
-static mm_tensor *mv_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
-                          const mm_tensor *x) {
+static mm_tensor *mv_impl(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *x) {
   if (a->shape[1] != x->shape[0]) {
     fail_shapes(ctx, op, a, x, "");
     return NULL;
@@ -508,16 +501,15 @@ mm_tensor *mm_mv(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *x) {
   if (check_pair(ctx, "mv", a, x) != 0)
     return NULL;
   if (a->ndim != 2 || x->ndim != 1) {
-    mm_fail(ctx, "moonml.mv: expected a 2-D matrix and a 1-D vector, got %d-D and %d-D",
-            a->ndim, x->ndim);
+    mm_fail(ctx, "moonml.mv: expected a 2-D matrix and a 1-D vector, got %d-D and %d-D", a->ndim,
+            x->ndim);
     return NULL;
   }
   return mv_impl(ctx, "mv", a, x);
 }
 
 /* [n, k] @ [k, p] -> [n, p] */
-static mm_tensor *mm_impl(mm_ctx *ctx, const char *op, const mm_tensor *a,
-                          const mm_tensor *b) {
+static mm_tensor *mm_impl(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *b) {
   if (a->shape[1] != b->shape[0]) {
     fail_shapes(ctx, op, a, b, "");
     return NULL;

@@ -110,7 +110,9 @@ static int result_dtype(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, mm_dty
     return mm_fail(ctx, "moonml.%s: expected a tensor, got NULL", name);
   bool fl = mm_dtype_is_float(a->dtype);
   switch (op) {
-  case MM_RED_SUM: *out = fl ? a->dtype : MM_INT64; break;
+  case MM_RED_SUM:
+    *out = fl ? a->dtype : MM_INT64;
+    break;
   case MM_RED_MEAN:
     if (!fl)
       return mm_fail(ctx, "moonml.mean: needs a floating-point tensor, got %s",
@@ -118,7 +120,9 @@ static int result_dtype(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, mm_dty
     *out = a->dtype;
     break;
   case MM_RED_MAX:
-  case MM_RED_MIN: *out = a->dtype; break;
+  case MM_RED_MIN:
+    *out = a->dtype;
+    break;
   default:
     if (a->dtype == MM_BOOL)
       return mm_fail(ctx, "moonml.%s: not defined for bool tensors", name);
@@ -268,7 +272,9 @@ static void put_result(mm_reduce_op op, mm_dtype dt, mm_dtype out_dt, char *o, c
     if (ix)
       *(int64_t *)ix = best->index;
     break;
-  default: *(int64_t *)o = best->index; break;
+  default:
+    *(int64_t *)o = best->index;
+    break;
   }
 }
 
@@ -402,8 +408,8 @@ typedef struct {
 } dim_job;
 
 /* Each of the n outputs reduces its own run along the reduced dim. */
-static void dim_rows(const dim_job *job, char *o, int64_t os, const char *x, int64_t xs,
-                     char *ix, int64_t is, int64_t n) {
+static void dim_rows(const dim_job *job, char *o, int64_t os, const char *x, int64_t xs, char *ix,
+                     int64_t is, int64_t n) {
   bool best = is_best(job->op);
   for (int64_t i = 0; i < n; i++) {
     sum_state sum = {0, 0};
@@ -721,7 +727,7 @@ static void sm_cols_f32(const sm_job *job, const char *x, int64_t xs, char *o, i
     m[j] = -INFINITY;
     sum[j] = 0;
   }
-#define ROW(r) (xc ? (const float *)(x + (r) * rs) : (gather_f32(buf, x + (r) * rs, xs, n), buf))
+#define ROW(r) (xc ? (const float *)(x + (r)*rs) : (gather_f32(buf, x + (r)*rs, xs, n), buf))
   for (int64_t r = 0; r < R; r++)
     k->colmax_f32(m, ROW(r), n);
   /* float sums over groups of 32 rows, added up in double */
@@ -765,8 +771,8 @@ static void sm_cols_f32(const sm_job *job, const char *x, int64_t xs, char *o, i
 /* float64: plain loops with libm's exp. */
 static void sm_row_f64(const sm_job *job, const char *x, char *o) {
   int64_t R = job->R, rs = job->rs, ors = job->ors;
-#define X(i) (*(const double *)(x + (i) * rs))
-#define O(i) (*(double *)(o + (i) * ors))
+#define X(i) (*(const double *)(x + (i)*rs))
+#define O(i) (*(double *)(o + (i)*ors))
   double m = -INFINITY, s = 0;
   for (int64_t i = 0; i < R; i++)
     m = X(i) > m ? X(i) : m;
@@ -793,8 +799,8 @@ static void sm_cols_f64(const sm_job *job, const char *x, int64_t xs, char *o, i
                         int64_t n) {
   int64_t R = job->R, rs = job->rs, ors = job->ors;
   double m[COLS], s[COLS];
-#define X(r, j) (*(const double *)(x + (r) * rs + (j) * xs))
-#define O(r, j) (*(double *)(o + (r) * ors + (j) * os))
+#define X(r, j) (*(const double *)(x + (r)*rs + (j)*xs))
+#define O(r, j) (*(double *)(o + (r)*ors + (j)*os))
   for (int64_t j = 0; j < n; j++) {
     m[j] = -INFINITY;
     s[j] = 0;
@@ -857,8 +863,7 @@ static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool lo
     return NULL;
   }
   if (!mm_dtype_is_float(a->dtype)) {
-    mm_fail(ctx, "moonml.%s: needs a floating-point tensor, got %s", name,
-            mm_dtype_name(a->dtype));
+    mm_fail(ctx, "moonml.%s: needs a floating-point tensor, got %s", name, mm_dtype_name(a->dtype));
     return NULL;
   }
   int nd = a->ndim;
@@ -871,8 +876,13 @@ static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool lo
     return out;
   int64_t es = (int64_t)mm_dtype_size(a->dtype);
   int64_t R = nd > 0 ? a->shape[dim] : 1;
-  sm_job job = {kernels(), log, a->dtype, R, nd > 0 ? a->stride[dim] * es : 0,
-                nd > 0 ? out->stride[dim] * es : 0, {0}};
+  sm_job job = {kernels(),
+                log,
+                a->dtype,
+                R,
+                nd > 0 ? a->stride[dim] * es : 0,
+                nd > 0 ? out->stride[dim] * es : 0,
+                {0}};
   int dims[MM_MAX_DIMS];
   int nk = kept_dims(a, dim, dims);
   mm_tensor va, vo;

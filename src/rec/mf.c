@@ -53,8 +53,8 @@ MM_INLINE float dotf(const float *restrict a, const float *restrict b, int k) {
 }
 
 /* One rating's factor step with the old values of both rows (Surprise's order). */
-MM_INLINE void svd_step(float *restrict pu, float *restrict qi, int k, float err,
-                            float lr_pu, float reg_pu, float lr_qi, float reg_qi) {
+MM_INLINE void svd_step(float *restrict pu, float *restrict qi, int k, float err, float lr_pu,
+                        float reg_pu, float lr_qi, float reg_qi) {
   for (int f = 0; f < k; f++) {
     float p = pu[f], q = qi[f];
     pu[f] = p + lr_pu * (err * q - reg_pu * p);
@@ -87,8 +87,8 @@ MM_INLINE float dot_padded(const float *a, const float *b, int kp) {
   return hsum8((s0 + s1) + (s2 + s3));
 }
 
-MM_INLINE void svd_step_padded(float *pu, float *qi, int kp, float err, float lr_pu,
-                                   float reg_pu, float lr_qi, float reg_qi) {
+MM_INLINE void svd_step_padded(float *pu, float *qi, int kp, float err, float lr_pu, float reg_pu,
+                               float lr_qi, float reg_qi) {
   v8f *p = (v8f *)pu, *q = (v8f *)qi;
   for (int j = 0; j < kp / LANES; j++) {
     v8f pp = p[j], qq = q[j];
@@ -241,8 +241,7 @@ static void svd_epochs(const mm_rec_csr *by_user, const mm_rec_mf *m, const mm_r
   }
 }
 
-int mm_rec_svd_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m,
-                   const mm_rec_sgd_opts *o) {
+int mm_rec_svd_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m, const mm_rec_sgd_opts *o) {
   int k = m->k, kp = pad_k(k);
   float *pu = pad_rows(m->pu, m->n_users, k, kp);
   float *qi = pad_rows(m->qi, m->n_items, k, kp);
@@ -421,8 +420,8 @@ static void nmf_epochs(const mm_rec_csr *by_user, const mm_rec_csr *by_item, mm_
   }
 }
 
-int mm_rec_nmf_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_item,
-                   mm_rec_mf *m, const mm_rec_sgd_opts *o) {
+int mm_rec_nmf_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_item, mm_rec_mf *m,
+                   const mm_rec_sgd_opts *o) {
   size_t un = (size_t)m->n_users * (size_t)m->k, in = (size_t)m->n_items * (size_t)m->k;
   double *buf = malloc(sizeof(double) * (2 * un + 2 * in + 1));
   if (!buf)
@@ -434,8 +433,8 @@ int mm_rec_nmf_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_
 
 /* ------------------------------------------------------------------ predict */
 
-double mm_rec_mf_estimate(const mm_rec_mf *m, int32_t u, int32_t i, bool u_known,
-                          bool i_known, bool *impossible) {
+double mm_rec_mf_estimate(const mm_rec_mf *m, int32_t u, int32_t i, bool u_known, bool i_known,
+                          bool *impossible) {
   *impossible = false;
   bool both = u_known && i_known;
   if (!m->biased && !both) {

@@ -232,8 +232,7 @@ static int rows_push(rows_buf *b, int32_t u, int32_t i, double r, int64_t ts) {
 
 /* Splits [b, e) at sep into fields (trimmed, NUL-terminated in place). Returns the field
  * count, which may exceed MAX_FIELDS (only the first MAX_FIELDS are stored). */
-static int split_fields(char *b, char *e, const char *sep, size_t seplen, char **fb,
-                        char **fe) {
+static int split_fields(char *b, char *e, const char *sep, size_t seplen, char **fb, char **fe) {
   int nf = 0;
   char *s = b;
   for (;;) {
@@ -316,8 +315,8 @@ int mm_rec_parse_file(mm_ctx *ctx, const char *path, const mm_rec_parse_opts *o,
       if (want)
         snprintf(why, sizeof why, "expected %d fields, got %d", want, nf);
       else
-        snprintf(why, sizeof why, "expected %d or %d fields, got %d", o->min_fields,
-                 o->max_fields, nf);
+        snprintf(why, sizeof why, "expected %d or %d fields, got %d", o->min_fields, o->max_fields,
+                 nf);
     } else if (fb[0] == fe[0]) {
       snprintf(why, sizeof why, "empty user id");
     } else if (fb[1] == fe[1]) {

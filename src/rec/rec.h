@@ -34,23 +34,23 @@ void mm_rec_csr_fill(const mm_rec_ratings *r, bool by_item, void *mem, mm_rec_cs
 /* ---------------------------------------------------------------- parsing */
 
 typedef struct mm_rec_parse_opts {
-  const char *sep;           /* field separator: "\t", "::", ",", ... */
-  bool header;               /* skip the first line */
-  bool skip_bad;             /* skip malformed lines (counted) instead of failing */
+  const char *sep;            /* field separator: "\t", "::", ",", ... */
+  bool header;                /* skip the first line */
+  bool skip_bad;              /* skip malformed lines (counted) instead of failing */
   int min_fields, max_fields; /* 4..4 for MovieLens; 3..4 for generic files */
-  bool has_scale;            /* ratings outside [lo, hi] are errors */
+  bool has_scale;             /* ratings outside [lo, hi] are errors */
   double lo, hi;
-  const char *name;          /* file name used in messages */
-  const char *op;            /* "moonml.rec.load" */
+  const char *name; /* file name used in messages */
+  const char *op;   /* "moonml.rec.load" */
 } mm_rec_parse_opts;
 
 typedef struct mm_rec_parsed {
-  mm_rec_ratings r;       /* arrays malloc'ed; inner ids by first appearance */
-  char *pool;             /* raw ids, NUL-terminated, one after another */
+  mm_rec_ratings r;             /* arrays malloc'ed; inner ids by first appearance */
+  char *pool;                   /* raw ids, NUL-terminated, one after another */
   int64_t *user_off, *item_off; /* offsets into pool, n_users / n_items of them */
-  int64_t n_skipped;      /* malformed lines skipped (skip_bad) */
-  int64_t first_skipped;  /* line number of the first one (0: none) */
-  double rmin, rmax;      /* rating range seen (NaN when empty) */
+  int64_t n_skipped;            /* malformed lines skipped (skip_bad) */
+  int64_t first_skipped;        /* line number of the first one (0: none) */
+  double rmin, rmax;            /* rating range seen (NaN when empty) */
 } mm_rec_parsed;
 
 /* Reads a delimited rating file. -1 with a message "<op>: <name>:<line>: ..." on a bad
@@ -95,8 +95,7 @@ void mm_rec_baseline_sgd(const mm_rec_csr *by_user, int32_t n_items, double mu, 
 
 /* SVD (biased or not) by SGD, starting from the values in m (bu, bi, pu, qi); -1 on
  * allocation failure. */
-int mm_rec_svd_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m,
-                   const mm_rec_sgd_opts *o);
+int mm_rec_svd_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m, const mm_rec_sgd_opts *o);
 /* SVD++ by SGD from the values in m; fills m->imp at the end. Needs 3k floats scratch
  * per call (allocated); -1 on allocation failure. */
 int mm_rec_svdpp_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m,
@@ -104,12 +103,12 @@ int mm_rec_svdpp_fit(mm_ctx *ctx, const mm_rec_csr *by_user, mm_rec_mf *m,
 /* m->imp from m->yj for every user (the final implicit term used when predicting). */
 void mm_rec_svdpp_implicit(const mm_rec_csr *by_user, mm_rec_mf *m);
 /* NMF (Luo et al., Surprise's variant) from the values in m; -1 on allocation failure. */
-int mm_rec_nmf_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_item,
-                   mm_rec_mf *m, const mm_rec_sgd_opts *o);
+int mm_rec_nmf_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_item, mm_rec_mf *m,
+                   const mm_rec_sgd_opts *o);
 
 /* Estimate for inner ids u, i (-1 = not in the id space); known = has training ratings.
  * Sets *impossible (the unbiased models cannot predict unknown pairs). Not clipped. */
-double mm_rec_mf_estimate(const mm_rec_mf *m, int32_t u, int32_t i, bool u_known,
-                          bool i_known, bool *impossible);
+double mm_rec_mf_estimate(const mm_rec_mf *m, int32_t u, int32_t i, bool u_known, bool i_known,
+                          bool *impossible);
 
 #endif
