@@ -40,6 +40,7 @@ CORE_SRCS := $(sort $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/opt
 LUA_SRCS  := $(sort $(wildcard src/lua/*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LUA_OBJS  := $(LUA_SRCS:src/%.c=$(BUILD)/obj/%.o)
+C_FILES = $(wildcard src/*.h src/*/*.c src/*/*.h bench/*.c)
 LIB := $(BUILD)/libmoonml.a
 SO  := $(BUILD)/moonml/core.so
 

@@ -24,14 +24,14 @@ static int cmp(const void *a, const void *b) {
 }
 
 #define RUNS 5
-#define MEDIAN(times, body)                                                               \
-  do {                                                                                    \
-    for (int r = 0; r < RUNS; r++) {                                                      \
-      double t0 = now();                                                                  \
-      body;                                                                               \
-      times[r] = now() - t0;                                                              \
-    }                                                                                     \
-    qsort(times, RUNS, sizeof(double), cmp);                                              \
+#define MEDIAN(times, body)                                                                        \
+  do {                                                                                             \
+    for (int r = 0; r < RUNS; r++) {                                                               \
+      double t0 = now();                                                                           \
+      body;                                                                                        \
+      times[r] = now() - t0;                                                                       \
+    }                                                                                              \
+    qsort(times, RUNS, sizeof(double), cmp);                                                       \
   } while (0)
 
 /* kept out of line so that the compiler cannot drop or fuse it across runs */
