@@ -53,7 +53,7 @@ int mml_tensor_set_property(lua_State *L, mm_tensor *t, const char *key, int vid
     if (!lua_isnil(L, vidx)) {
       g = mml_test_tensor(L, vidx);
       if (!g)
-        mml_error(L, "moonml.grad: expected a tensor or nil, got %s", mml_typename(L, vidx));
+        return mml_error(L, "moonml.grad: expected a tensor or nil, got %s", mml_typename(L, vidx));
       bool same = g->ndim == t->ndim && g->dtype == t->dtype;
       for (int d = 0; same && d < t->ndim; d++)
         same = g->shape[d] == t->shape[d];
