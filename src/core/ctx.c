@@ -20,11 +20,24 @@ mm_ctx *mm_ctx_new(void) {
 
 void mm_ctx_retain(mm_ctx *ctx) { ctx->refcount++; }
 
+/* Frees a linked free list whose next pointers sit in each block's first word. */
+static void free_list(void **head) {
+  while (*head) {
+    void *next = *(void **)*head;
+    free(*head);
+    *head = next;
+  }
+}
+
 void mm_ctx_clear_cache(mm_ctx *ctx) {
   for (int i = 0; i < ctx->ncached; i++)
     free(ctx->cache[i].ptr);
   ctx->ncached = 0;
   ctx->cached_bytes = 0;
+  free_list(&ctx->free_headers);
+  for (int k = 0; k < MM_SMALL_CLASSES; k++)
+    free_list(&ctx->free_small[k]);
+  ctx->small_cached_bytes = 0;
 }
 
 void mm_ctx_release(mm_ctx *ctx) {
@@ -54,6 +67,12 @@ size_t mm_ctx_live_bytes(const mm_ctx *ctx) { return ctx->live; }
 
 void mm_ctx_set_cache_limit(mm_ctx *ctx, size_t bytes) {
   ctx->cache_limit = bytes;
+  if (ctx->small_cached_bytes > bytes) {
+    free_list(&ctx->free_headers);
+    for (int k = 0; k < MM_SMALL_CLASSES; k++)
+      free_list(&ctx->free_small[k]);
+    ctx->small_cached_bytes = 0;
+  }
   while (ctx->ncached > 0 && ctx->cached_bytes > bytes) {
     ctx->ncached--;
     ctx->cached_bytes -= ctx->cache[ctx->ncached].capacity;
@@ -101,17 +120,95 @@ static void cache_put(mm_ctx *ctx, void *p, size_t capacity) {
   ctx->cached_bytes += capacity;
 }
 
+/* Room kept on the small free lists: MM_SMALL_CACHE_BYTES, or less under a lower limit. */
+static bool small_has_room(const mm_ctx *ctx, size_t bytes) {
+  size_t limit = ctx->cache_limit < MM_SMALL_CACHE_BYTES ? ctx->cache_limit : MM_SMALL_CACHE_BYTES;
+  return ctx->small_cached_bytes + bytes <= limit;
+}
+
+mm_tensor *mm_header_new(mm_ctx *ctx) {
+  mm_tensor *t = ctx->free_headers;
+  if (t) {
+    ctx->free_headers = *(void **)t;
+    ctx->small_cached_bytes -= sizeof *t;
+    return t;
+  }
+  t = malloc(sizeof *t);
+  if (!t)
+    mm_fail(ctx, "moonml: out of memory");
+  return t;
+}
+
+void mm_header_free(mm_ctx *ctx, mm_tensor *t) {
+  if (!small_has_room(ctx, sizeof *t)) {
+    free(t);
+    return;
+  }
+  *(void **)t = ctx->free_headers;
+  ctx->free_headers = t;
+  ctx->small_cached_bytes += sizeof *t;
+}
+
+/* A small storage is one block: the header, padded to MM_ALIGN, then the data. Class k holds
+ * up to 64 << k data bytes, so that blocks of one class are interchangeable. */
+#define SMALL_HEADER (((sizeof(mm_storage) + MM_ALIGN - 1) / MM_ALIGN) * MM_ALIGN)
+#define SMALL_MAX ((size_t)64 << (MM_SMALL_CLASSES - 1))
+
+static int small_class(size_t nbytes) {
+  int k = 0;
+  while (((size_t)64 << k) < nbytes)
+    k++;
+  return k;
+}
+
+static bool is_small(const mm_storage *s) {
+  return s->capacity == 0 && s->nbytes <= SMALL_MAX && s->data == (char *)s + SMALL_HEADER;
+}
+
+static mm_storage *small_new(mm_ctx *ctx, size_t nbytes) {
+  int k = small_class(nbytes);
+  mm_storage *s = ctx->free_small[k];
+  if (s) {
+    ctx->free_small[k] = *(void **)s;
+    ctx->small_cached_bytes -= SMALL_HEADER + ((size_t)64 << k);
+  } else {
+    s = aligned_alloc(MM_ALIGN, SMALL_HEADER + ((size_t)64 << k));
+    if (!s)
+      return NULL;
+  }
+  s->data = (char *)s + SMALL_HEADER;
+  s->capacity = 0;
+  return s;
+}
+
+static void small_free(mm_ctx *ctx, mm_storage *s) {
+  int k = small_class(s->nbytes);
+  size_t bytes = SMALL_HEADER + ((size_t)64 << k);
+  if (!small_has_room(ctx, bytes)) {
+    free(s);
+    return;
+  }
+  *(void **)s = ctx->free_small[k];
+  ctx->free_small[k] = s;
+  ctx->small_cached_bytes += bytes;
+}
+
 mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op) {
-  size_t header = round_up(sizeof(mm_storage), MM_ALIGN);
   mm_storage *s;
-  if (nbytes < MM_CACHE_MIN_BYTES) {
-    /* small: header and data in one block */
-    s = aligned_alloc(MM_ALIGN, header + round_up(nbytes ? nbytes : 1, MM_ALIGN));
+  if (nbytes <= SMALL_MAX) {
+    s = small_new(ctx, nbytes);
     if (!s) {
       mm_fail(ctx, "moonml.%s: out of memory allocating %zu bytes", op, nbytes);
       return NULL;
     }
-    s->data = (char *)s + header;
+  } else if (nbytes < MM_CACHE_MIN_BYTES) {
+    /* header and data in one block */
+    s = aligned_alloc(MM_ALIGN, SMALL_HEADER + round_up(nbytes, MM_ALIGN));
+    if (!s) {
+      mm_fail(ctx, "moonml.%s: out of memory allocating %zu bytes", op, nbytes);
+      return NULL;
+    }
+    s->data = (char *)s + SMALL_HEADER;
     s->capacity = 0;
   } else {
     s = malloc(sizeof *s);
@@ -136,7 +233,7 @@ mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op) {
   s->version = 0;
   s->ctx = ctx;
   s->nbytes = nbytes;
-  mm_ctx_retain(ctx);
+  ctx->refcount++;
   ctx->allocated += nbytes;
   ctx->live += nbytes;
   return s;
@@ -150,6 +247,8 @@ void mm_storage_release(mm_storage *s) {
   if (s->capacity) {
     cache_put(ctx, s->data, s->capacity);
     free(s);
+  } else if (is_small(s)) {
+    small_free(ctx, s);
   } else {
     free(s);
   }

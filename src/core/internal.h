@@ -11,6 +11,11 @@
 /* Buffers at least this large go through the context's reuse cache. */
 #define MM_CACHE_MIN_BYTES ((size_t)64 * 1024)
 #define MM_CACHE_SLOTS 32
+/* Small storages (data up to 64 << (MM_SMALL_CLASSES - 1) bytes) and tensor headers freed
+ * recently are kept on per-context free lists, up to this many bytes in all: a game's
+ * per-frame temporaries then never reach malloc. */
+#define MM_SMALL_CLASSES 6
+#define MM_SMALL_CACHE_BYTES ((size_t)1 << 20)
 /* No tensor may hold more bytes than this (a clear error instead of a failed malloc). */
 #define MM_MAX_BYTES ((int64_t)1 << 46)
 
@@ -37,14 +42,29 @@ struct mm_ctx {
   size_t cached_bytes, cache_limit;
   bool grad_enabled; /* autograd records ops only while on */
   int backward_pass; /* marks the nodes visited by one mm_backward */
+
+  /* free lists (ctx.c), linked through each block's first word */
+  void *free_headers;                 /* mm_tensor headers */
+  void *free_small[MM_SMALL_CLASSES]; /* small storage blocks by size class */
+  size_t small_cached_bytes;          /* held by the lists */
 };
 
 /* autograd nodes (src/autograd/engine.c) */
 void mm_node_release(mm_node *node);
 
+/* mm_dtype_size without a call: hot paths (mm_data, tensor creation) use it */
+static inline size_t mm_elsize(mm_dtype dt) {
+  static const unsigned char sizes[MM_DTYPE_COUNT] = {
+      [MM_FLOAT32] = 4, [MM_INT64] = 8, [MM_BOOL] = 1, [MM_FLOAT64] = 8};
+  return sizes[dt];
+}
+
 /* storage (ctx.c) */
 mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op);
 void mm_storage_release(mm_storage *s);
+/* tensor headers from the context's free list (ctx.c); mm_header_free needs ctx alive */
+mm_tensor *mm_header_new(mm_ctx *ctx);
+void mm_header_free(mm_ctx *ctx, mm_tensor *t);
 
 /* A new tensor header around a storage (retained); contiguous strides for shape. */
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape);

@@ -13,10 +13,14 @@ void mm_retain(mm_tensor *t) { t->refcount++; }
 void mm_release(mm_tensor *t) {
   if (!t || --t->refcount > 0)
     return;
-  mm_release(t->grad);
-  mm_node_release(t->grad_fn);
-  mm_storage_release(t->storage);
-  free(t);
+  if (t->grad)
+    mm_release(t->grad);
+  if (t->grad_fn)
+    mm_node_release(t->grad_fn);
+  /* the storage keeps the context alive until the header is back on its free list */
+  mm_storage *s = t->storage;
+  mm_header_free(s->ctx, t);
+  mm_storage_release(s);
 }
 
 int64_t mm_numel(const mm_tensor *t) {
@@ -39,7 +43,7 @@ bool mm_is_contiguous(const mm_tensor *t) {
 }
 
 void *mm_data(const mm_tensor *t) {
-  return (char *)t->storage->data + t->offset * (int64_t)mm_dtype_size(t->dtype);
+  return (char *)t->storage->data + t->offset * (int64_t)mm_elsize(t->dtype);
 }
 
 int64_t mm_storage_numel(const mm_tensor *t) {
@@ -77,13 +81,16 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
   if (ndim < 0 || ndim > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: %d dimensions given, at most %d supported", op, ndim,
                    MM_MAX_DIMS);
-  int64_t limit = MM_MAX_BYTES / (int64_t)mm_dtype_size(dt);
+  /* Bytes in a double: exact while below 2^53, and the loop stops at 2^46, so no division
+   * is needed on this hot path and n never overflows. */
+  double bytes = (double)mm_elsize(dt);
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
       return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
                      d + 1);
-    if (shape[d] > 0 && n > limit / shape[d])
+    bytes *= (double)shape[d];
+    if (bytes > (double)MM_MAX_BYTES)
       return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
     n *= shape[d];
   }
@@ -91,17 +98,18 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
 }
 
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape) {
-  mm_tensor *t = malloc(sizeof *t);
-  if (!t) {
-    mm_fail(s->ctx, "moonml: out of memory");
+  mm_tensor *t = mm_header_new(s->ctx);
+  if (!t)
     return NULL;
-  }
   t->refcount = 1;
   t->dtype = dt;
   t->ndim = ndim;
-  for (int d = 0; d < ndim; d++)
+  int64_t stride = 1;
+  for (int d = ndim - 1; d >= 0; d--) {
     t->shape[d] = shape[d];
-  mm_contiguous_strides(ndim, shape, t->stride);
+    t->stride[d] = stride;
+    stride *= shape[d] > 1 ? shape[d] : 1;
+  }
   t->offset = 0;
   t->storage = s;
   t->requires_grad = false;
@@ -112,11 +120,9 @@ mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *s
 }
 
 mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t) {
-  mm_tensor *v = malloc(sizeof *v);
-  if (!v) {
-    mm_fail(ctx, "moonml: out of memory");
+  mm_tensor *v = mm_header_new(ctx);
+  if (!v)
     return NULL;
-  }
   *v = *t;
   v->refcount = 1;
   v->requires_grad = false; /* a view joins the graph only through its op's node */
@@ -135,7 +141,7 @@ static mm_tensor *new_tensor(mm_ctx *ctx, const char *op, mm_dtype dt, int ndim,
   int64_t n = mm_shape_numel(ctx, op, ndim, shape, dt);
   if (n < 0)
     return NULL;
-  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_dtype_size(dt), op);
+  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_elsize(dt), op);
   if (!s)
     return NULL;
   mm_tensor *t = mm_tensor_wrap(s, dt, ndim, shape);

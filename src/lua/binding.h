@@ -13,7 +13,8 @@
 /* Every binding function has the context box as upvalue 1. */
 typedef struct {
   mm_ctx *ctx;
-  size_t unreported; /* native bytes not yet told to the collector */
+  size_t unreported;     /* native bytes not yet told to the collector */
+  const void *tensor_mt; /* the tensor metatable (also the box's user value 1) */
 } mml_ctx_box;
 
 typedef struct {
@@ -34,6 +35,8 @@ int mml_error(lua_State *L, const char *fmt, ...);
 int mml_core_error(lua_State *L);
 
 mm_tensor *mml_test_tensor(lua_State *L, int idx);
+/* The tensor box at idx (its t is NULL once closed), or NULL for any other value. */
+mml_tensor_box *mml_test_box(lua_State *L, int idx);
 mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn);
 /* Pushes t as a new Lua tensor (taking the reference). NULL raises the core's error. */
 mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t);

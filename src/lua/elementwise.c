@@ -12,7 +12,7 @@ static mm_tensor *check_operand(lua_State *L, int idx, const char *fn, mm_scalar
     s->value = s->is_integer ? (double)lua_tointeger(L, idx) : (double)lua_tonumber(L, idx);
     return NULL;
   }
-  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  mml_tensor_box *b = mml_test_box(L, idx);
   if (!b) {
     mml_error(L, "moonml.%s: expected a tensor or a number as argument %d, got %s", fn, idx,
               luaL_typename(L, idx));

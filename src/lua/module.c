@@ -30,19 +30,33 @@ void mml_check_status(lua_State *L, int status) {
 }
 
 const char *mml_typename(lua_State *L, int idx) {
-  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  mml_tensor_box *b = mml_test_box(L, idx);
   if (b)
     return b->t ? "tensor" : "closed tensor";
   return luaL_typename(L, idx);
 }
 
+/* Compares the metatable with the one cached in the context box (upvalue 1 of every
+ * binding function) instead of luaL_testudata's registry look-up by name. */
+mml_tensor_box *mml_test_box(lua_State *L, int idx) {
+  void *p = lua_touserdata(L, idx);
+  if (!p || !lua_getmetatable(L, idx))
+    return NULL;
+  const mml_ctx_box *cb = lua_touserdata(L, lua_upvalueindex(1));
+  const void *mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (!cb) /* a function without the context upvalue (a metamethod such as __gc) */
+    return luaL_testudata(L, idx, MML_TENSOR_MT);
+  return mt == cb->tensor_mt ? p : NULL;
+}
+
 mm_tensor *mml_test_tensor(lua_State *L, int idx) {
-  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  mml_tensor_box *b = mml_test_box(L, idx);
   return b ? b->t : NULL;
 }
 
 mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn) {
-  mml_tensor_box *b = luaL_testudata(L, idx, MML_TENSOR_MT);
+  mml_tensor_box *b = mml_test_box(L, idx);
   if (!b) {
     mml_error(L, "moonml.%s: expected a tensor as argument %d, got %s", fn, idx,
               luaL_typename(L, idx));
@@ -58,8 +72,11 @@ mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
     mml_core_error(L);
   mml_tensor_box *b = lua_newuserdatauv(L, sizeof *b, 0);
   b->t = t;
-  luaL_setmetatable(L, MML_TENSOR_MT);
   mml_ctx_box *cb = lua_touserdata(L, lua_upvalueindex(1));
+  lua_getiuservalue(L, lua_upvalueindex(1), 1); /* the metatable, without a look-up by name */
+  lua_setmetatable(L, -2);
+  /* the storage and the header; small ones come from the context's free lists but are
+   * memory all the same while the tensor lives */
   cb->unreported += mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
   if (cb->unreported >= MML_REPORT_BYTES) {
     int kb = (int)(cb->unreported / 1024);
@@ -206,9 +223,10 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_state st = {1, 2, 3};
   lua_newtable(L); /* module */
   lua_newtable(L); /* methods */
-  mml_ctx_box *cb = lua_newuserdatauv(L, sizeof *cb, 0);
+  mml_ctx_box *cb = lua_newuserdatauv(L, sizeof *cb, 1);
   cb->ctx = mm_ctx_new();
   cb->unreported = 0;
+  cb->tensor_mt = NULL;
   if (!cb->ctx)
     return luaL_error(L, "moonml: out of memory creating the context");
   lua_newtable(L);
@@ -217,6 +235,9 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   lua_setmetatable(L, st.ctxbox);
 
   mml_open_tensor(L, &st); /* creates the tensor metatable */
+  luaL_getmetatable(L, MML_TENSOR_MT);
+  cb->tensor_mt = lua_topointer(L, -1);
+  lua_setiuservalue(L, st.ctxbox, 1);
   mml_open_elementwise(L, &st);
   mml_open_reduce(L, &st);
   mml_open_linalg(L, &st);
