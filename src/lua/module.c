@@ -9,6 +9,9 @@
 /* Report native memory to the collector in steps of this size, so that a loop of tiny
  * temporaries does not call lua_gc on every op. */
 #define MML_REPORT_BYTES (64 * 1024)
+/* Least growth of live native memory, over twice what survived the last full collection,
+ * that calls for another (see mml_push_tensor). */
+#define MML_COLLECT_SLACK ((size_t)16 << 20)
 
 mm_ctx *mml_ctx(lua_State *L) {
   return ((mml_ctx_box *)lua_touserdata(L, lua_upvalueindex(1)))->ctx;
@@ -67,6 +70,26 @@ mm_tensor *mml_check_tensor(lua_State *L, int idx, const char *fn) {
   return b->t;
 }
 
+/* Tells the collector about native memory. A step with the bytes as debt paces the
+ * incremental collector; in generational mode (lua.c's default) it only brings on minor
+ * collections, which never free a tensor that had grown old (one held in a local across
+ * two collections): debt does not count as heap growth, so no major collection comes and
+ * such tensors would pile up without bound. Hence the backstop: a full collection once the
+ * live native bytes pass twice what survived the previous one, plus the larger of the Lua
+ * heap and MML_COLLECT_SLACK -- the rule by which Lua itself calls a major collection. */
+static void report_native(lua_State *L, mml_ctx_box *cb) {
+  int kb = (int)(cb->unreported / 1024);
+  cb->unreported -= (size_t)kb * 1024;
+  lua_gc(L, LUA_GCSTEP, kb);
+  size_t live = mm_ctx_live_bytes(cb->ctx);
+  if (live <= cb->collect_at)
+    return;
+  lua_gc(L, LUA_GCCOLLECT);
+  size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024;
+  cb->collect_at =
+      2 * mm_ctx_live_bytes(cb->ctx) + (heap > MML_COLLECT_SLACK ? heap : MML_COLLECT_SLACK);
+}
+
 mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
   if (!t)
     mml_core_error(L);
@@ -78,11 +101,8 @@ mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
   /* the storage and the header; small ones come from the context's free lists but are
    * memory all the same while the tensor lives */
   cb->unreported += mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
-  if (cb->unreported >= MML_REPORT_BYTES) {
-    int kb = (int)(cb->unreported / 1024);
-    cb->unreported -= (size_t)kb * 1024;
-    lua_gc(L, LUA_GCSTEP, kb);
-  }
+  if (cb->unreported >= MML_REPORT_BYTES)
+    report_native(L, cb);
   return t;
 }
 
@@ -226,6 +246,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_ctx_box *cb = lua_newuserdatauv(L, sizeof *cb, 1);
   cb->ctx = mm_ctx_new();
   cb->unreported = 0;
+  cb->collect_at = MML_COLLECT_SLACK;
   cb->tensor_mt = NULL;
   if (!cb->ctx)
     return luaL_error(L, "moonml: out of memory creating the context");
