@@ -57,7 +57,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all demo lint format rock install clean
+.PHONY: all rebuild deps test test-all demo lint format rock install clean bench bench-ops
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -107,6 +107,18 @@ test-all: all
 
 demo: all
 	$(RUN_ENV) $(LUA) examples/linear_regression.lua
+
+# `make bench` runs every benchmark; each is its own target so they compose. Not in CI.
+bench: bench-ops
+
+# moonml against PyTorch (when python3-torch is installed) and plain C, side by side.
+BENCH_REF := $(BUILD)/bench/ref
+$(BENCH_REF): bench/ref.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(OPENBLAS_CFLAGS) $< -o $@ \
+	  $(call dep_libs,OPENBLAS,openblas,openblas) -lm -pthread
+bench-ops: all $(BENCH_REF)
+	$(RUN_ENV) BENCH_LUA=$(LUA) BENCH_REF=$(BENCH_REF) $(LUA) bench/run.lua
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:
