@@ -299,6 +299,44 @@ MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
                            double beta, double alpha);
 
+/* ---------------------------------------------------------------- optimizers */
+
+/* Fused parameter updates with PyTorch 1.13's formulas. Every tensor of one call has the
+ * parameter's shape and floating dtype and is contiguous; the state tensors are updated
+ * in place. grad == NULL skips the parameter. None of these records a graph. */
+typedef struct mm_sgd_opts {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+} mm_sgd_opts;
+/* buf: the momentum buffer (ignored when momentum == 0); first: buf holds no history yet */
+MM_API int mm_sgd_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *buf,
+                       bool first, const mm_sgd_opts *o);
+
+typedef struct mm_adam_opts {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool amsgrad, maximize;
+  bool decoupled; /* AdamW: weight decay applied to the parameter, not the gradient */
+} mm_adam_opts;
+/* step counts from 1 (this update's number); max_sq only with amsgrad */
+MM_API int mm_adam_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *avg,
+                        mm_tensor *avg_sq, mm_tensor *max_sq, int64_t step, const mm_adam_opts *o);
+
+typedef struct mm_rmsprop_opts {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered, maximize;
+} mm_rmsprop_opts;
+/* buf only with momentum > 0, grad_avg only when centered */
+MM_API int mm_rmsprop_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *square_avg, mm_tensor *buf, mm_tensor *grad_avg,
+                           const mm_rmsprop_opts *o);
+
+typedef struct mm_adagrad_opts {
+  double lr, lr_decay, weight_decay, eps;
+  bool maximize;
+} mm_adagrad_opts;
+MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
+
 #ifdef __cplusplus
 }
 #endif

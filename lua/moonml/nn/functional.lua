@@ -34,7 +34,7 @@ end
 function F.dropout(x, p, training)
   p = p or 0.5
   if type(p) ~= "number" or p < 0 or p > 1 then
-    error("moonml.dropout: p must be a probability in [0, 1], got " .. tostring(p), 2)
+    error("moonml.dropout: p must be a probability in [0, 1], got " .. tostring(p), 0)
   end
   if training == false or p == 0 then
     return x
@@ -56,17 +56,17 @@ local function reduce(loss, reduction, fn)
     return loss
   end
   error("moonml." .. fn .. ": reduction must be \"mean\", \"sum\" or \"none\", got "
-    .. tostring(reduction), 3)
+    .. tostring(reduction), 0)
 end
 
 local function check_pair(fn, input, target)
   if not ml.is_tensor(input) or not ml.is_tensor(target) then
-    error("moonml." .. fn .. ": expected tensors, got " .. type(input) .. " and " .. type(target), 3)
+    error("moonml." .. fn .. ": expected tensors, got " .. type(input) .. " and " .. type(target), 0)
   end
   local a, b = input:shape(), target:shape()
   if table.concat(a, ",") ~= table.concat(b, ",") then
     error(string.format("moonml.%s: input shape {%s} and target shape {%s} differ", fn,
-      table.concat(a, ", "), table.concat(b, ", ")), 3)
+      table.concat(a, ", "), table.concat(b, ", ")), 0)
   end
 end
 

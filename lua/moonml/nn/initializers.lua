@@ -8,7 +8,7 @@ local init = {}
 
 local function check_tensor(fn, t)
   if not ml.is_tensor(t) then
-    error("moonml.nn.init." .. fn .. ": expected a tensor, got " .. type(t), 3)
+    error("moonml.nn.init." .. fn .. ": expected a tensor, got " .. type(t), 0)
   end
 end
 
@@ -25,7 +25,7 @@ function init.calculate_fan_in_and_fan_out(t)
   check_tensor("calculate_fan_in_and_fan_out", t)
   if t:dim() < 2 then
     error("moonml.nn.init: fan in and fan out need a tensor of at least 2 dimensions, got "
-      .. t:dim() .. "-D", 2)
+      .. t:dim() .. "-D", 0)
   end
   local receptive = 1
   for d = 3, t:dim() do
@@ -50,7 +50,7 @@ function init.calculate_gain(nonlinearity, param)
   elseif nonlinearity == "selu" then
     return 3 / 4
   end
-  error("moonml.nn.init.calculate_gain: unknown nonlinearity '" .. tostring(nonlinearity) .. "'", 2)
+  error("moonml.nn.init.calculate_gain: unknown nonlinearity '" .. tostring(nonlinearity) .. "'", 0)
 end
 
 --- Uniform in [a, b) (defaults 0, 1).
@@ -103,7 +103,7 @@ local function kaiming_std(fn, t, opts)
   opts = opts or {}
   local mode = opts.mode or "fan_in"
   if mode ~= "fan_in" and mode ~= "fan_out" then
-    error("moonml.nn.init." .. fn .. ": mode must be \"fan_in\" or \"fan_out\", got " .. tostring(mode), 3)
+    error("moonml.nn.init." .. fn .. ": mode must be \"fan_in\" or \"fan_out\", got " .. tostring(mode), 0)
   end
   local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
   local fan = mode == "fan_in" and fan_in or fan_out

@@ -24,7 +24,7 @@ local Dropout = Module:extend("Dropout")
 function Dropout.new(p)
   p = p or 0.5
   if type(p) ~= "number" or p < 0 or p > 1 then
-    error("moonml.nn.Dropout: p must be a probability in [0, 1], got " .. tostring(p), 2)
+    error("moonml.nn.Dropout: p must be a probability in [0, 1], got " .. tostring(p), 0)
   end
   local self = Module.init(Dropout)
   self.p = p

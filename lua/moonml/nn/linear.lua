@@ -10,7 +10,7 @@ local Linear = Module:extend("Linear")
 
 local function check_size(v, what)
   if math.type(v) ~= "integer" or v < 1 then
-    error("moonml.nn.Linear: " .. what .. " must be a positive integer, got " .. tostring(v), 3)
+    error("moonml.nn.Linear: " .. what .. " must be a positive integer, got " .. tostring(v), 0)
   end
 end
 
@@ -32,12 +32,12 @@ end
 
 function Linear:forward(x)
   if not ml.is_tensor(x) then
-    error("moonml.nn.Linear: expected a tensor input, got " .. type(x), 2)
+    error("moonml.nn.Linear: expected a tensor input, got " .. type(x), 0)
   end
   local n = x:dim() > 0 and x:size(-1) or 0
   if n ~= self.in_features then
     error(string.format("moonml.nn.Linear: input has %d features in its last dimension, the "
-      .. "layer expects %d", n, self.in_features), 2)
+      .. "layer expects %d", n, self.in_features), 0)
   end
   if self.bias ~= nil and x:dim() == 2 then
     return ml.addmm(self.bias, x, self.weight:t())

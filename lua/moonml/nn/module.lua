@@ -40,7 +40,7 @@ function Module.__call(self, ...)
 end
 
 function Module:forward()
-  error("moonml.nn." .. self.__name .. ": forward is not defined for this module", 2)
+  error("moonml.nn." .. self.__name .. ": forward is not defined for this module", 0)
 end
 
 local function append_name(list, name)
@@ -56,7 +56,7 @@ end
 function Module:register_parameter(name, t)
   if t ~= nil and not ml.is_tensor(t) then
     error("moonml.nn." .. self.__name .. ".register_parameter: expected a tensor for '"
-      .. tostring(name) .. "', got " .. type(t), 2)
+      .. tostring(name) .. "', got " .. type(t), 0)
   end
   if t ~= nil and not t.requires_grad then
     t:requires_grad_(true)
@@ -70,7 +70,7 @@ end
 function Module:register_buffer(name, t)
   if t ~= nil and not ml.is_tensor(t) then
     error("moonml.nn." .. self.__name .. ".register_buffer: expected a tensor for '"
-      .. tostring(name) .. "', got " .. type(t), 2)
+      .. tostring(name) .. "', got " .. type(t), 0)
   end
   self[name] = t
   append_name(self._buffers, name)
@@ -81,7 +81,7 @@ end
 function Module:add_module(name, m)
   if getmetatable(m) == nil or m._modules == nil then
     error("moonml.nn." .. self.__name .. ".add_module: expected a module for '"
-      .. tostring(name) .. "', got " .. type(m), 2)
+      .. tostring(name) .. "', got " .. type(m), 0)
   end
   self[name] = m
   append_name(self._modules, name)
@@ -234,11 +234,11 @@ local function check_opts(fn, opts, allowed)
     return {}
   end
   if type(opts) ~= "table" then
-    error("moonml.nn." .. fn .. ": options must be a table, got " .. type(opts), 3)
+    error("moonml.nn." .. fn .. ": options must be a table, got " .. type(opts), 0)
   end
   for k in pairs(opts) do
     if not allowed[k] then
-      error("moonml.nn." .. fn .. ": unknown option '" .. tostring(k) .. "'", 3)
+      error("moonml.nn." .. fn .. ": unknown option '" .. tostring(k) .. "'", 0)
     end
   end
   return opts
@@ -249,7 +249,7 @@ end
 function Module:state_dict(opts)
   opts = check_opts("state_dict", opts, { to = true })
   if opts.to ~= nil and opts.to ~= "pytorch" then
-    error("moonml.nn.state_dict: 'to' must be \"pytorch\", got " .. tostring(opts.to), 2)
+    error("moonml.nn.state_dict: 'to' must be \"pytorch\", got " .. tostring(opts.to), 0)
   end
   local delta = opts.to == "pytorch" and -1 or 0
   local sd = {}
@@ -269,10 +269,10 @@ end
 function Module:load_state_dict(sd, opts)
   opts = check_opts("load_state_dict", opts, { from = true, strict = true })
   if type(sd) ~= "table" then
-    error("moonml.nn.load_state_dict: expected a table of tensors, got " .. type(sd), 2)
+    error("moonml.nn.load_state_dict: expected a table of tensors, got " .. type(sd), 0)
   end
   if opts.from ~= nil and opts.from ~= "pytorch" then
-    error("moonml.nn.load_state_dict: 'from' must be \"pytorch\", got " .. tostring(opts.from), 2)
+    error("moonml.nn.load_state_dict: 'from' must be \"pytorch\", got " .. tostring(opts.from), 0)
   end
   local strict = opts.strict ~= false
   local delta = opts.from == "pytorch" and 1 or 0
@@ -280,7 +280,7 @@ function Module:load_state_dict(sd, opts)
   for key, t in pairs(sd) do
     if type(key) ~= "string" or not ml.is_tensor(t) then
       error("moonml.nn.load_state_dict: entries must map names to tensors, got "
-        .. type(key) .. " -> " .. type(t), 2)
+        .. type(key) .. " -> " .. type(t), 0)
     end
     given[shift_key(key, delta)] = t
   end
@@ -290,13 +290,13 @@ function Module:load_state_dict(sd, opts)
     local src = given[name]
     if src == nil then
       if strict then
-        error("moonml.nn.load_state_dict: missing key '" .. name .. "'", 2)
+        error("moonml.nn.load_state_dict: missing key '" .. name .. "'", 0)
       end
     else
       local a, b = dst:shape(), src:shape()
       if table.concat(a, ",") ~= table.concat(b, ",") then
         error(string.format("moonml.nn.load_state_dict: '%s' has shape {%s} in the module "
-          .. "but {%s} in the state dict", name, table.concat(a, ", "), table.concat(b, ", ")), 2)
+          .. "but {%s} in the state dict", name, table.concat(a, ", "), table.concat(b, ", ")), 0)
       end
       plan[#plan + 1] = { dst, src }
     end
@@ -304,7 +304,7 @@ function Module:load_state_dict(sd, opts)
   if strict then
     for name in pairs(given) do
       if own[name] == nil then
-        error("moonml.nn.load_state_dict: unexpected key '" .. name .. "'", 2)
+        error("moonml.nn.load_state_dict: unexpected key '" .. name .. "'", 0)
       end
     end
   end

@@ -18,7 +18,7 @@ function Sequential:add(m)
   local i = #self._modules + 1
   local ok, err = pcall(Module.add_module, self, i, m)
   if not ok then
-    error((tostring(err):gsub("add_module", "add")), 2)
+    error((tostring(err):gsub("add_module", "add")), 0)
   end
   return self
 end
