@@ -3,7 +3,7 @@
 -- epoch after the optimizer's steps (ReduceLROnPlateau: `scheduler:step(metric)`).
 local Module = {}
 
-local function fail(name, msg, level)
+local function fail(name, msg)
   error("moonml.optim." .. name .. ": " .. msg, 0)
 end
 

@@ -26,7 +26,7 @@ function Optimizer.extend(name, defaults, required)
   return cls
 end
 
-local function fail(cls, msg, level)
+local function fail(cls, msg)
   error("moonml.optim." .. cls.__name .. ": " .. msg, 0)
 end
 
