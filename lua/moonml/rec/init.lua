@@ -43,6 +43,13 @@ rec.BaselineOnly = baseline.BaselineOnly
 rec.SVD = mf.SVD
 rec.SVDpp = mf.SVDpp
 rec.NMF = mf.NMF
+local knns = require("moonml.rec.knns")
+rec.KNNBasic = knns.KNNBasic
+rec.KNNWithMeans = knns.KNNWithMeans
+rec.KNNWithZScore = knns.KNNWithZScore
+rec.KNNBaseline = knns.KNNBaseline
+rec.SlopeOne = require("moonml.rec.slope_one")
+rec.CoClustering = require("moonml.rec.co_clustering")
 rec.compute_baselines = baseline.compute
 
 rec.rmse = metrics.rmse
