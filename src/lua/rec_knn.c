@@ -41,6 +41,21 @@ static void report_rows(lua_State *L, const mm_rec_rows *r) {
     lua_gc(L, LUA_GCSTEP, kb > 1000000 ? 1000000 : (int)kb);
 }
 
+/* Before building rows that may be large: the rows of a model fitted earlier may be
+ * garbage already, and an incremental step would only free them a cycle later, so a
+ * large build collects first (peak memory is then one model, not several). The size is
+ * bounded by the co-rated pairs (sum over y of |row y|^2) and by n_x^2. */
+static void collect_before(lua_State *L, const mm_rec_csr *by_y, int32_t n_x) {
+  double pairs = 0;
+  for (int32_t y = 0; y < by_y->n_rows; y++) {
+    double m = (double)(by_y->ptr[y + 1] - by_y->ptr[y]);
+    pairs += m * m;
+  }
+  double cap = (double)n_x * (double)n_x;
+  if ((pairs < cap ? pairs : cap) * 12 > 64.0 * 1024 * 1024)
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
 /* A float64 vector of n entries at idx, or NULL when nil and optional. */
 static const double *opt_vec64(lua_State *L, int idx, int64_t n, const char *what,
                                bool required) {
@@ -88,6 +103,7 @@ static int l_sims(lua_State *L) {
   const mm_rec_csr *bx, *by;
   mm_rec_sim_opts o;
   read_sim_args(L, &bx, &by, &o);
+  collect_before(L, by, bx->n_rows);
   rows_box *b = new_rows(L);
   mml_check_status(L, mm_rec_sim_rows(mml_ctx(L), bx, by, &o, &b->r));
   report_rows(L, &b->r);
@@ -226,6 +242,7 @@ static int l_knn_predict(lua_State *L) {
 static int l_slope_one_fit(lua_State *L) {
   mml_rec_check_store(L, 1);
   const mm_rec_csr *bu = mml_rec_store_csr(L, 1, false), *bi = mml_rec_store_csr(L, 1, true);
+  collect_before(L, bu, bi->n_rows);
   rows_box *b = new_rows(L);
   mml_check_status(L, mm_rec_slope_one_fit(mml_ctx(L), bu, bi, &b->r));
   report_rows(L, &b->r);
