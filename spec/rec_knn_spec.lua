@@ -91,8 +91,8 @@ describe("similarities by hand", function()
     -- shrinkage 100 multiplies by (4 - 1) / (4 - 1 + 100)
     local shrunk = rec.KNNBasic({ sim_options = { name = "pearson_baseline" },
       bsl_options = { n_epochs = 0 } }):fit(data)
-    local _, s2 = shrunk:similar_users("A", 1)
-    assert.near(dot / math.sqrt(na * nb) * 3 / 103, s2[1], 1e-12)
+    local _, shrunk_sims = shrunk:similar_users("A", 1)
+    assert.near(dot / math.sqrt(na * nb) * 3 / 103, shrunk_sims[1], 1e-12)
   end)
 end)
 
