@@ -269,6 +269,48 @@ describe("similar_items / similar_users", function()
   end)
 end)
 
+describe("recommend scores", function()
+  -- 15 users x 12 items with real-valued ratings, so the sums depend on their order
+  local rows = {}
+  for u = 1, 15 do
+    for i = 1, 12 do
+      if (u * 5 + i * 7) % 4 ~= 0 then
+        rows[#rows + 1] = { u, i, 1 + ((u * 13 + i * 29) % 41) / 10 }
+      end
+    end
+  end
+  local data = rec.from_table(rows, { scale = { 1, 5 } })
+
+  local function check(m)
+    m:fit(data)
+    for _, u in ipairs({ 1, 4, 9 }) do
+      local ids, scores = m:recommend(u, 100, { exclude_seen = false })
+      assert.is_true(#ids > 0)
+      local us, is = {}, {}
+      for k, id in ipairs(ids) do
+        us[k], is[k] = data.ids:user(u), data.ids:item(id)
+      end
+      local est, imp = m:_estimate_many(us, is)
+      for k = 1, #ids do
+        assert.is_false(imp[k])
+        assert.equal(est[k], scores[k]) -- bit for bit: the same neighbours, same order
+      end
+    end
+  end
+
+  for _, name in ipairs({ "msd", "cosine", "pearson", "pearson_baseline" }) do
+    it("item-based " .. name .. " scores every item as predict does", function()
+      check(rec.KNNWithMeans({ k = 3, sim_options = { name = name, user_based = false,
+        shrinkage = 1 } }))
+      check(rec.KNNBaseline({ k = 3, sim_options = { name = name, user_based = false } }))
+    end)
+  end
+
+  it("SlopeOne scores every item as predict does", function()
+    check(rec.SlopeOne())
+  end)
+end)
+
 describe("k-NN parameters", function()
   it("reject bad sim_options and parameters", function()
     h.assert_error("moonml.rec.KNNBasic:", "unknown similarity 'jaccard'", function()

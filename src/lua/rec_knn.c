@@ -197,36 +197,33 @@ static int64_t check_pairs(lua_State *L, int a, int b) {
   return n;
 }
 
-/* knn_predict(kind, rows, store, user_based, k, min_k, xs, ys, means|nil, sigmas|nil, mu,
- * bx|nil, by|nil) -> estimates (NaN where none), actual_k (-1 where x or y is unknown) */
-static int l_knn_predict(lua_State *L) {
+/* The k-NN model given as (kind, rows, store, user_based, k, min_k) at 1..6 and (means,
+ * sigmas, mu, bx, by) from `extra` on. */
+static void read_knn(lua_State *L, int extra, mm_rec_knn *m) {
   static const char *const kinds[] = {"basic", "means", "zscore", "baseline", NULL};
-  mm_rec_knn m;
-  memset(&m, 0, sizeof m);
-  m.kind = (mm_rec_knn_kind)luaL_checkoption(L, 1, NULL, kinds);
-  m.sims = check_rows(L, 2);
+  memset(m, 0, sizeof *m);
+  m->kind = (mm_rec_knn_kind)luaL_checkoption(L, 1, NULL, kinds);
+  m->sims = check_rows(L, 2);
   mml_rec_check_store(L, 3);
   bool ub = lua_toboolean(L, 4);
-  m.by_x = mml_rec_store_csr(L, 3, !ub);
-  m.by_y = mml_rec_store_csr(L, 3, ub);
-  if (m.sims->n != m.by_x->n_rows)
+  m->by_x = mml_rec_store_csr(L, 3, !ub);
+  m->by_y = mml_rec_store_csr(L, 3, ub);
+  if (m->sims->n != m->by_x->n_rows)
     mml_error(L, "moonml.rec: similarity rows do not match the train set");
-  m.k = (int)luaL_checkinteger(L, 5);
-  m.min_k = (int)luaL_checkinteger(L, 6);
-  if (m.k < 0)
+  m->k = (int)luaL_checkinteger(L, 5);
+  m->min_k = (int)luaL_checkinteger(L, 6);
+  if (m->k < 0)
     mml_error(L, "moonml.rec: negative k");
-  int64_t n = check_pairs(L, 7, 8);
-  int64_t nx = m.by_x->n_rows, ny = m.by_y->n_rows;
-  bool needs_means = m.kind == MM_REC_KNN_MEANS || m.kind == MM_REC_KNN_ZSCORE;
-  m.means = opt_vec64(L, 9, nx, "means", needs_means);
-  m.sigmas = opt_vec64(L, 10, nx, "sigmas", m.kind == MM_REC_KNN_ZSCORE);
-  m.mu = luaL_optnumber(L, 11, 0);
-  m.bx = opt_vec64(L, 12, nx, "bx", m.kind == MM_REC_KNN_BASELINE);
-  m.by = opt_vec64(L, 13, ny, "by", m.kind == MM_REC_KNN_BASELINE);
-  int32_t *xs = read_ids(L, 7, n, nx), *ys = read_ids(L, 8, n, ny);
-  double *est = lua_newuserdatauv(L, sizeof(double) * (size_t)(n > 0 ? n : 1), 0);
-  int32_t *ak = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n > 0 ? n : 1), 0);
-  mml_check_status(L, mm_rec_knn_predict(mml_ctx(L), &m, n, xs, ys, est, ak));
+  int64_t nx = m->by_x->n_rows, ny = m->by_y->n_rows;
+  bool needs_means = m->kind == MM_REC_KNN_MEANS || m->kind == MM_REC_KNN_ZSCORE;
+  m->means = opt_vec64(L, extra, nx, "means", needs_means);
+  m->sigmas = opt_vec64(L, extra + 1, nx, "sigmas", m->kind == MM_REC_KNN_ZSCORE);
+  m->mu = luaL_optnumber(L, extra + 2, 0);
+  m->bx = opt_vec64(L, extra + 3, nx, "bx", m->kind == MM_REC_KNN_BASELINE);
+  m->by = opt_vec64(L, extra + 4, ny, "by", m->kind == MM_REC_KNN_BASELINE);
+}
+
+static void push_est_ak(lua_State *L, const double *est, const int32_t *ak, int64_t n) {
   lua_createtable(L, (int)n, 0);
   lua_createtable(L, (int)n, 0);
   for (int64_t j = 0; j < n; j++) {
@@ -235,6 +232,36 @@ static int l_knn_predict(lua_State *L) {
     lua_pushinteger(L, ak[j]);
     lua_rawseti(L, -2, j + 1);
   }
+}
+
+/* knn_scores(kind, rows, store, user_based, k, min_k, y, means|nil, sigmas|nil, mu,
+ * bx|nil, by|nil) -> estimates over the x space with y (NaN where none), actual_k */
+static int l_knn_scores(lua_State *L) {
+  mm_rec_knn m;
+  read_knn(L, 8, &m);
+  int64_t y = luaL_checkinteger(L, 7) - 1;
+  if (y < 0 || y >= m.by_y->n_rows || m.by_y->ptr[y + 1] == m.by_y->ptr[y])
+    mml_error(L, "moonml.rec: row %d has no training ratings", (int)(y + 1));
+  int64_t nx = m.by_x->n_rows;
+  double *est = lua_newuserdatauv(L, sizeof(double) * (size_t)(nx > 0 ? nx : 1), 0);
+  int32_t *ak = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(nx > 0 ? nx : 1), 0);
+  mml_check_status(L, mm_rec_knn_scores(mml_ctx(L), &m, (int32_t)y, est, ak));
+  push_est_ak(L, est, ak, nx);
+  return 2;
+}
+
+/* knn_predict(kind, rows, store, user_based, k, min_k, xs, ys, means|nil, sigmas|nil, mu,
+ * bx|nil, by|nil) -> estimates (NaN where none), actual_k (-1 where x or y is unknown) */
+static int l_knn_predict(lua_State *L) {
+  mm_rec_knn m;
+  read_knn(L, 9, &m);
+  int64_t n = check_pairs(L, 7, 8);
+  int64_t nx = m.by_x->n_rows, ny = m.by_y->n_rows;
+  int32_t *xs = read_ids(L, 7, n, nx), *ys = read_ids(L, 8, n, ny);
+  double *est = lua_newuserdatauv(L, sizeof(double) * (size_t)(n > 0 ? n : 1), 0);
+  int32_t *ak = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n > 0 ? n : 1), 0);
+  mml_check_status(L, mm_rec_knn_predict(mml_ctx(L), &m, n, xs, ys, est, ak));
+  push_est_ak(L, est, ak, n);
   return 2;
 }
 
@@ -275,6 +302,32 @@ static void push_doubles(lua_State *L, const double *v, int64_t n) {
     lua_pushnumber(L, v[j]);
     lua_rawseti(L, -2, j + 1);
   }
+}
+
+/* slope_one_scores(rows, store, user, user_means) -> estimates over the item space
+ * (false where the item has no training ratings) */
+static int l_slope_one_scores(lua_State *L) {
+  mm_rec_rows *dev = check_rows(L, 1);
+  mml_rec_check_store(L, 2);
+  const mm_rec_csr *bu = mml_rec_store_csr(L, 2, false), *bi = mml_rec_store_csr(L, 2, true);
+  if (dev->n != bi->n_rows)
+    mml_error(L, "moonml.rec: deviation rows do not match the train set");
+  int64_t u = luaL_checkinteger(L, 3) - 1;
+  if (u < 0 || u >= bu->n_rows || bu->ptr[u + 1] == bu->ptr[u])
+    mml_error(L, "moonml.rec: user %d has no training ratings", (int)(u + 1));
+  const double *mean = opt_vec64(L, 4, bu->n_rows, "user means", true);
+  int64_t ni = bi->n_rows;
+  double *est = lua_newuserdatauv(L, sizeof(double) * (size_t)(ni > 0 ? ni : 1), 0);
+  mml_check_status(L, mm_rec_slope_one_scores(mml_ctx(L), dev, bu, bi, mean, (int32_t)u, est));
+  lua_createtable(L, (int)ni, 0);
+  for (int64_t j = 0; j < ni; j++) {
+    if (est[j] == est[j])
+      lua_pushnumber(L, est[j]);
+    else
+      lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, j + 1);
+  }
+  return 1;
 }
 
 /* coclustering_fit(store, mu, n_cltr_u, n_cltr_i, n_epochs, seed|nil) -> {cltr_u, cltr_i
@@ -369,6 +422,8 @@ static const luaL_Reg knn_funcs[] = {{"sims", l_sims},
                                      {"sim_row", l_sim_row},
                                      {"row_stats", l_row_stats},
                                      {"knn_predict", l_knn_predict},
+                                     {"knn_scores", l_knn_scores},
+                                     {"slope_one_scores", l_slope_one_scores},
                                      {"slope_one_fit", l_slope_one_fit},
                                      {"slope_one_predict", l_slope_one_predict},
                                      {"coclustering_fit", l_coclustering_fit},

@@ -60,6 +60,44 @@ static int rows_set(mm_rec_rows *r, int32_t x, int64_t len, const int32_t *idx,
   return 0;
 }
 
+/* The rows of by_y transposed (n_x rows): every row lists its ids in increasing order.
+ * Walking two such rows visits their common ids in the same order, so the sums of a
+ * pair come out bit for bit the same from either side and the similarities (and
+ * SlopeOne's deviations) are exactly symmetric, as Surprise's mirrored matrices. */
+static int csr_transpose(const mm_rec_csr *by_y, int32_t n_x, mm_rec_csr *out) {
+  int64_t nnz = by_y->ptr[by_y->n_rows];
+  out->n_rows = n_x;
+  out->ptr = calloc((size_t)n_x + 1, sizeof(int64_t));
+  out->idx = malloc(sizeof(int32_t) * (size_t)(nnz > 0 ? nnz : 1));
+  out->val = malloc(sizeof(double) * (size_t)(nnz > 0 ? nnz : 1));
+  if (!out->ptr || !out->idx || !out->val) {
+    free(out->ptr);
+    free(out->idx);
+    free(out->val);
+    return -1;
+  }
+  for (int64_t p = 0; p < nnz; p++)
+    out->ptr[by_y->idx[p] + 1]++;
+  for (int32_t x = 0; x < n_x; x++)
+    out->ptr[x + 1] += out->ptr[x];
+  for (int32_t y = 0; y < by_y->n_rows; y++)
+    for (int64_t p = by_y->ptr[y]; p < by_y->ptr[y + 1]; p++) {
+      int64_t at = out->ptr[by_y->idx[p]]++;
+      out->idx[at] = y;
+      out->val[at] = by_y->val[p];
+    }
+  for (int32_t x = n_x; x > 0; x--)
+    out->ptr[x] = out->ptr[x - 1];
+  out->ptr[0] = 0;
+  return 0;
+}
+
+static void csr_free(mm_rec_csr *c) {
+  free(c->ptr);
+  free(c->idx);
+  free(c->val);
+}
+
 /* ------------------------------------------------------------------ similarities */
 
 /* Per-thread scratch: sums over the co-rated y of (x, x') for every x' touched. */
@@ -220,13 +258,19 @@ static void sim_worker(int64_t b, int64_t e, void *arg) {
 
 int mm_rec_sim_rows(mm_ctx *ctx, const mm_rec_csr *by_x, const mm_rec_csr *by_y,
                     const mm_rec_sim_opts *o, mm_rec_rows *out) {
-  if (rows_alloc(out, by_x->n_rows) != 0)
+  mm_rec_csr sorted;
+  if (csr_transpose(by_y, by_x->n_rows, &sorted) != 0)
     return mm_fail(ctx, "moonml.rec: out of memory computing similarities");
-  sim_job J = {by_x, by_y, o, out, 0, 0};
+  if (rows_alloc(out, by_x->n_rows) != 0) {
+    csr_free(&sorted);
+    return mm_fail(ctx, "moonml.rec: out of memory computing similarities");
+  }
+  sim_job J = {&sorted, by_y, o, out, 0, 0};
   int threads = mm_get_num_threads();
   /* small problems are not worth a thread start */
   int64_t work = by_x->ptr[by_x->n_rows];
   mm_parallel_for(work < 20000 ? 1 : threads, 1, sim_worker, &J);
+  csr_free(&sorted);
   if (atomic_load(&J.failed)) {
     mm_rec_rows_free(out);
     return mm_fail(ctx, "moonml.rec: out of memory computing similarities");
@@ -237,9 +281,15 @@ int mm_rec_sim_rows(mm_ctx *ctx, const mm_rec_csr *by_x, const mm_rec_csr *by_y,
 int64_t mm_rec_sim_row(mm_ctx *ctx, const mm_rec_csr *by_x, const mm_rec_csr *by_y,
                        const mm_rec_sim_opts *o, int32_t x, int32_t *idx, double *val) {
   sim_scratch s;
-  if (scratch_alloc(&s, by_x->n_rows) != 0)
+  mm_rec_csr sorted;
+  if (csr_transpose(by_y, by_x->n_rows, &sorted) != 0)
     return mm_fail(ctx, "moonml.rec: out of memory computing similarities");
-  int64_t len = sim_row(by_x, by_y, o, x, &s);
+  if (scratch_alloc(&s, by_x->n_rows) != 0) {
+    csr_free(&sorted);
+    return mm_fail(ctx, "moonml.rec: out of memory computing similarities");
+  }
+  int64_t len = sim_row(&sorted, by_y, o, x, &s);
+  csr_free(&sorted);
   memcpy(idx, s.out_idx, sizeof(int32_t) * (size_t)len);
   memcpy(val, s.out_val, sizeof(double) * (size_t)len);
   scratch_free(&s);
@@ -322,25 +372,40 @@ typedef struct {
   atomic_int failed;
 } knn_job;
 
+/* Offers a candidate to the k-best heap of n entries; returns the new n. Candidates
+ * come in the order of y's ratings, so an equal similarity never displaces. */
+static inline int heap_offer(cand *heap, int n, int k, cand c) {
+  if (n < k) {
+    heap[n] = c;
+    heap_up(heap, n);
+    return n + 1;
+  }
+  if (k > 0 && cand_before(&c, &heap[0])) {
+    heap[0] = c;
+    heap_down(heap, n, 0);
+  }
+  return n;
+}
+
+static void knn_finish(const mm_rec_knn *m, cand *heap, int n, int32_t x, int32_t y,
+                       double *est_out, int32_t *ak_out);
+
 static void knn_one(const mm_rec_knn *m, const double *simd, cand *heap, int32_t x,
                     int32_t y, double *est_out, int32_t *ak_out) {
   const mm_rec_csr *by = m->by_y;
-  int n = 0, k = m->k;
+  int n = 0;
   for (int64_t p = by->ptr[y]; p < by->ptr[y + 1]; p++) {
     int32_t x2 = by->idx[p];
     double s = simd[x2];
-    if (!(s > 0))
-      continue;
-    cand c = {s, by->val[p], p, x2};
-    if (n < k) {
-      heap[n] = c;
-      heap_up(heap, n++);
-    } else if (k > 0 && cand_before(&c, &heap[0])) {
-      heap[0] = c;
-      heap_down(heap, n, 0);
-    }
+    if (s > 0)
+      n = heap_offer(heap, n, m->k, (cand){s, by->val[p], p, x2});
   }
-  /* sum in Surprise's order: best first */
+  knn_finish(m, heap, n, x, y, est_out, ak_out);
+}
+
+/* The estimate from the kept neighbours, summed in Surprise's order: best first. */
+static void knn_finish(const mm_rec_knn *m, cand *heap, int n, int32_t x, int32_t y,
+                       double *est_out, int32_t *ak_out) {
   qsort(heap, (size_t)n, sizeof(cand), cand_cmp);
   double sum_sim = 0, sum_r = 0;
   for (int j = 0; j < n; j++) {
@@ -478,6 +543,57 @@ int mm_rec_knn_predict(mm_ctx *ctx, const mm_rec_knn *m, int64_t n, const int32_
   return 0;
 }
 
+/* Every x's estimate with one y: the rows of the x' who rated y, read from their side
+ * (similarities are symmetric), give each x its candidates in the order of y's
+ * ratings. Cost: the sum of those rows' lengths, not n_x full gathers. */
+int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est,
+                      int32_t *actual_k) {
+  int32_t nx = m->by_x->n_rows;
+  const mm_rec_csr *by = m->by_y;
+  const mm_rec_rows *S = m->sims;
+  int64_t total = 0;
+  for (int64_t p = by->ptr[y]; p < by->ptr[y + 1]; p++)
+    total += S->len[by->idx[p]];
+  int64_t *start = calloc((size_t)nx + 1, sizeof(int64_t));
+  cand *buf = malloc(sizeof(cand) * (size_t)(total > 0 ? total : 1));
+  cand *heap = malloc(sizeof(cand) * (size_t)(m->k > 0 ? m->k : 1));
+  if (!start || !buf || !heap) {
+    free(start);
+    free(buf);
+    free(heap);
+    return mm_fail(ctx, "moonml.rec: out of memory in k-NN scores");
+  }
+  for (int64_t p = by->ptr[y]; p < by->ptr[y + 1]; p++) {
+    int32_t x2 = by->idx[p];
+    for (int32_t t = 0; t < S->len[x2]; t++)
+      start[S->idx[x2][t] + 1]++;
+  }
+  for (int32_t x = 0; x < nx; x++)
+    start[x + 1] += start[x];
+  for (int64_t p = by->ptr[y]; p < by->ptr[y + 1]; p++) { /* stable: y's order kept */
+    int32_t x2 = by->idx[p];
+    for (int32_t t = 0; t < S->len[x2]; t++)
+      buf[start[S->idx[x2][t]]++] = (cand){S->val[x2][t], by->val[p], p, x2};
+  }
+  for (int32_t x = nx; x > 0; x--)
+    start[x] = start[x - 1];
+  start[0] = 0;
+  for (int32_t x = 0; x < nx; x++) {
+    actual_k[x] = -1;
+    est[x] = NAN;
+    if (m->by_x->ptr[x + 1] == m->by_x->ptr[x])
+      continue;
+    int n = 0;
+    for (int64_t q = start[x]; q < start[x + 1]; q++)
+      n = heap_offer(heap, n, m->k, buf[q]);
+    knn_finish(m, heap, n, x, y, &est[x], &actual_k[x]);
+  }
+  free(start);
+  free(buf);
+  free(heap);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ SlopeOne */
 
 typedef struct {
@@ -531,11 +647,17 @@ static void slope_worker(int64_t b, int64_t e, void *arg) {
 
 int mm_rec_slope_one_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_csr *by_item,
                          mm_rec_rows *out) {
-  if (rows_alloc(out, by_item->n_rows) != 0)
+  mm_rec_csr sorted; /* users of each item in increasing order: dev(j, i) = -dev(i, j) */
+  if (csr_transpose(by_user, by_item->n_rows, &sorted) != 0)
     return mm_fail(ctx, "moonml.rec.SlopeOne.fit: out of memory");
-  slope_job J = {by_user, by_item, out, 0, 0};
+  if (rows_alloc(out, by_item->n_rows) != 0) {
+    csr_free(&sorted);
+    return mm_fail(ctx, "moonml.rec.SlopeOne.fit: out of memory");
+  }
+  slope_job J = {by_user, &sorted, out, 0, 0};
   int64_t work = by_item->ptr[by_item->n_rows];
   mm_parallel_for(work < 20000 ? 1 : mm_get_num_threads(), 1, slope_worker, &J);
+  csr_free(&sorted);
   if (atomic_load(&J.failed)) {
     mm_rec_rows_free(out);
     return mm_fail(ctx, "moonml.rec.SlopeOne.fit: out of memory");
@@ -618,6 +740,37 @@ int mm_rec_slope_one_predict(mm_ctx *ctx, const mm_rec_rows *dev, const mm_rec_c
   free(gstart);
   if (atomic_load(&J.failed))
     return mm_fail(ctx, "moonml.rec.SlopeOne: out of memory");
+  return 0;
+}
+
+int mm_rec_slope_one_scores(mm_ctx *ctx, const mm_rec_rows *dev, const mm_rec_csr *by_user,
+                            const mm_rec_csr *by_item, const double *user_mean, int32_t u,
+                            double *est) {
+  int32_t ni = dev->n;
+  double *sum = calloc(ni > 0 ? (size_t)ni : 1, sizeof(double));
+  int64_t *cnt = calloc(ni > 0 ? (size_t)ni : 1, sizeof(int64_t));
+  if (!sum || !cnt) {
+    free(sum);
+    free(cnt);
+    return mm_fail(ctx, "moonml.rec.SlopeOne: out of memory");
+  }
+  /* dev(i, j) for the user's items j, in the user's order, read from row j */
+  for (int64_t q = by_user->ptr[u]; q < by_user->ptr[u + 1]; q++) {
+    int32_t j = by_user->idx[q];
+    for (int32_t t = 0; t < dev->len[j]; t++) {
+      int32_t i = dev->idx[j][t];
+      sum[i] -= dev->val[j][t];
+      cnt[i]++;
+    }
+  }
+  for (int32_t i = 0; i < ni; i++) {
+    if (by_item->ptr[i + 1] == by_item->ptr[i])
+      est[i] = NAN;
+    else
+      est[i] = user_mean[u] + (cnt[i] ? sum[i] / (double)cnt[i] : 0);
+  }
+  free(sum);
+  free(cnt);
   return 0;
 }
 

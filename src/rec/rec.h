@@ -190,6 +190,12 @@ typedef struct mm_rec_knn {
 int mm_rec_knn_predict(mm_ctx *ctx, const mm_rec_knn *m, int64_t n, const int32_t *xs,
                        const int32_t *ys, double *est, int32_t *actual_k);
 
+/* The estimates of every x (n_x of them) with the one y (0-based, with training
+ * ratings), as mm_rec_knn_predict gives them, at the cost of y's neighbours' rows:
+ * recommend for item-based models. -1 on allocation failure. */
+int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est,
+                      int32_t *actual_k);
+
 /* SlopeOne's deviation rows over items: row i holds every j sharing a user with i and
  * dev(i, j) = mean over those users of r_ui - r_uj (dev(i, i) = 0). -1 on allocation
  * failure. */
@@ -200,6 +206,12 @@ int mm_rec_slope_one_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec_cs
 int mm_rec_slope_one_predict(mm_ctx *ctx, const mm_rec_rows *dev, const mm_rec_csr *by_user,
                              const mm_rec_csr *by_item, const double *user_mean, int64_t n,
                              const int32_t *us, const int32_t *is, double *est);
+
+/* est[i] for every item i (NaN where i has no training ratings) with the known user u,
+ * as mm_rec_slope_one_predict gives them. -1 on allocation failure. */
+int mm_rec_slope_one_scores(mm_ctx *ctx, const mm_rec_rows *dev, const mm_rec_csr *by_user,
+                            const mm_rec_csr *by_item, const double *user_mean, int32_t u,
+                            double *est);
 
 /* CoClustering (George & Merugu, Surprise's variant). cltr_u / cltr_i hold the initial
  * clusters and receive the final ones; the means and cluster averages are outputs

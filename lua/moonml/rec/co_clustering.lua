@@ -6,6 +6,7 @@
 -- are improved n_epochs times, each user and then each item moving to the cluster that
 -- minimises the squared error of its ratings. Unknown users or items fall back to the
 -- mean rating.
+-- `verbose` is accepted for Surprise compatibility and ignored (moonml prints nothing).
 -- @module moonml.rec.co_clustering
 local base = require("moonml.rec.base")
 local C = base.C

@@ -20,6 +20,7 @@
 --
 -- The model keeps, for every user (item), the sparse row of its positive similarities
 -- over co-rated pairs, computed in C in parallel; no n x n array is ever built.
+-- `verbose` is accepted for Surprise compatibility and ignored (moonml prints nothing).
 -- @module moonml.rec.knns
 local base = require("moonml.rec.base")
 local baseline = require("moonml.rec.baseline")
@@ -135,6 +136,22 @@ local function make(name, kind)
       end
     end
     return est, imp, { actual_k = ak }
+  end
+
+  -- Item-based: every item's estimate for one user from the user's items' rows (the
+  -- same estimates as _estimate_many, without a gather per item).
+  function cls:_scores(u)
+    if self.user_based then
+      return base.Algo._scores(self, u)
+    end
+    local est, ak = C.knn_scores(kind, self.sims, self.store, false, self.k, self.min_k, u,
+      self.means, self.sigmas, self.mu, self.bx, self.by)
+    for i = 1, #est do
+      if ak[i] < 0 or (kind == "basic" and ak[i] < self.min_k) then
+        est[i] = false
+      end
+    end
+    return est
   end
 
   -- Rows of the kept orientation come from the model; the other one is computed on
