@@ -121,6 +121,14 @@ describe("k-NN estimates by hand", function()
     assert.near(data:global_mean(), est, 1e-12)
     local _, d2 = m:predict("nobody", 5)
     assert.equal("User and/or item is unknown.", d2.reason)
+    -- min_k = 0 and no neighbour at all (P and Q share no item): still impossible, never
+    -- NaN
+    local lone = rec.from_table({ { "P", 1, 4 }, { "Q", 2, 2 } }, { scale = { 1, 5 } })
+    local e3, d3 = rec.KNNBasic({ min_k = 0 }):fit(lone):predict("P", 2)
+    assert.is_true(d3.was_impossible)
+    assert.near(3, e3, 1e-12)
+    -- a huge k is fine
+    assert.near(4, (rec.KNNBasic({ k = 1 << 40 }):fit(data):predict("D", 5)), 1e-12)
   end)
 
   it("KNNWithMeans and KNNWithZScore centre (and scale) the neighbours' ratings", function()

@@ -210,10 +210,12 @@ static void read_knn(lua_State *L, int extra, mm_rec_knn *m) {
   m->by_y = mml_rec_store_csr(L, 3, ub);
   if (m->sims->n != m->by_x->n_rows)
     mml_error(L, "moonml.rec: similarity rows do not match the train set");
-  m->k = (int)luaL_checkinteger(L, 5);
-  m->min_k = (int)luaL_checkinteger(L, 6);
-  if (m->k < 0)
-    mml_error(L, "moonml.rec: negative k");
+  lua_Integer k = luaL_checkinteger(L, 5), min_k = luaL_checkinteger(L, 6);
+  if (k < 0 || min_k < 0)
+    mml_error(L, "moonml.rec: negative k or min_k");
+  /* any k beyond the number of rows means "all of them" */
+  m->k = k > INT32_MAX ? INT32_MAX : (int)k;
+  m->min_k = min_k > INT32_MAX ? INT32_MAX : (int)min_k;
   int64_t nx = m->by_x->n_rows, ny = m->by_y->n_rows;
   bool needs_means = m->kind == MM_REC_KNN_MEANS || m->kind == MM_REC_KNN_ZSCORE;
   m->means = opt_vec64(L, extra, nx, "means", needs_means);

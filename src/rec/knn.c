@@ -368,6 +368,7 @@ typedef struct {
   int64_t n_groups;
   double *est;
   int32_t *actual_k;
+  size_t heap_room;
   atomic_int_fast64_t next;
   atomic_int failed;
 } knn_job;
@@ -452,7 +453,7 @@ static void knn_worker(int64_t b, int64_t e, void *arg) {
   const mm_rec_knn *m = J->m;
   int32_t nx = m->by_x->n_rows;
   double *simd = calloc(nx > 0 ? (size_t)nx : 1, sizeof(double));
-  cand *heap = malloc(sizeof(cand) * (size_t)(m->k > 0 ? m->k : 1));
+  cand *heap = malloc(sizeof(cand) * J->heap_room);
   if (!simd || !heap) {
     free(simd);
     free(heap);
@@ -477,6 +478,18 @@ static void knn_worker(int64_t b, int64_t e, void *arg) {
   }
   free(simd);
   free(heap);
+}
+
+/* Room for the k best candidates: never more than the longest row of by_y holds (k may
+ * be any large number). */
+static size_t heap_room(const mm_rec_knn *m) {
+  int64_t longest = 1;
+  for (int32_t y = 0; y < m->by_y->n_rows; y++) {
+    int64_t len = m->by_y->ptr[y + 1] - m->by_y->ptr[y];
+    if (len > longest)
+      longest = len;
+  }
+  return (size_t)(m->k < longest ? (m->k > 0 ? m->k : 1) : longest);
 }
 
 static bool has_row(const mm_rec_csr *c, int32_t r) {
@@ -534,7 +547,7 @@ int mm_rec_knn_predict(mm_ctx *ctx, const mm_rec_knn *m, int64_t n, const int32_
   int64_t ng = group_by(xs, ys, n, m->by_x, m->by_y, &order, &gstart);
   if (ng < 0)
     return mm_fail(ctx, "moonml.rec: out of memory in k-NN prediction");
-  knn_job J = {m, xs, ys, order, gstart, ng, est, actual_k, 0, 0};
+  knn_job J = {m, xs, ys, order, gstart, ng, est, actual_k, heap_room(m), 0, 0};
   mm_parallel_for(n < 2000 ? 1 : mm_get_num_threads(), 1, knn_worker, &J);
   free(order);
   free(gstart);
@@ -556,7 +569,7 @@ int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est,
     total += S->len[by->idx[p]];
   int64_t *start = calloc((size_t)nx + 1, sizeof(int64_t));
   cand *buf = malloc(sizeof(cand) * (size_t)(total > 0 ? total : 1));
-  cand *heap = malloc(sizeof(cand) * (size_t)(m->k > 0 ? m->k : 1));
+  cand *heap = malloc(sizeof(cand) * heap_room(m));
   if (!start || !buf || !heap) {
     free(start);
     free(buf);

@@ -13,10 +13,10 @@
 -- An estimate for (u, i) uses the k users most similar to u among those who rated i (or,
 -- item-based, the k items most similar to i among those u rated), ties to the earlier
 -- rating as in Surprise, counting only similarities > 0; details.actual_k tells how many.
--- KNNBasic cannot predict with fewer than min_k neighbours (the estimate falls back to
--- the mean rating, details.reason = "Not enough neighbors."); the others then use their
--- mean / baseline alone. Unknown users or items: KNNBaseline predicts the baseline, the
--- others fall back to the mean rating.
+-- KNNBasic cannot predict with fewer than min_k neighbours, nor with none at all when
+-- min_k = 0 (the estimate falls back to the mean rating, details.reason = "Not enough
+-- neighbors."); the others then use their mean / baseline alone. Unknown users or
+-- items: KNNBaseline predicts the baseline, the others fall back to the mean rating.
 --
 -- The model keeps, for every user (item), the sparse row of its positive similarities
 -- over co-rated pairs, computed in C in parallel; no n x n array is ever built.
@@ -129,7 +129,7 @@ local function make(name, kind)
       if a < 0 then
         imp[j] = kind ~= "baseline" and "User and/or item is unknown." or false
         ak[j] = false
-      elseif kind == "basic" and a < self.min_k then
+      elseif kind == "basic" and (a < self.min_k or a == 0) then
         imp[j] = "Not enough neighbors."
       else
         imp[j] = false
@@ -147,7 +147,7 @@ local function make(name, kind)
     local est, ak = C.knn_scores(kind, self.sims, self.store, false, self.k, self.min_k, u,
       self.means, self.sigmas, self.mu, self.bx, self.by)
     for i = 1, #est do
-      if ak[i] < 0 or (kind == "basic" and ak[i] < self.min_k) then
+      if ak[i] < 0 or (kind == "basic" and (ak[i] < self.min_k or ak[i] == 0)) then
         est[i] = false
       end
     end
