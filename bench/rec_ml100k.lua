@@ -1,20 +1,22 @@
 -- Recommenders against Surprise 1.1.4: 5-fold cross-validation of every algorithm with its
 -- default parameters, RMSE, MAE and fit / test seconds per fold beside Surprise's figures.
 --
---   lua5.4 bench/rec_ml100k.lua [DATA_DIR]      (make bench-rec)
+--   lua5.4 bench/rec_ml100k.lua [DATA_DIR [REPEAT]]      (make bench-rec)
 --
 -- DATA_DIR holds ml-100k/ and ml-latest-small/ (default: $MOONML_DATA or ../shared/data).
 -- ML-100k runs on exactly Surprise's folds (ml-100k/u.data.surprise_kfold5_rs0:
 -- KFold(n_splits=5, random_state=0)). Surprise cannot be installed here (no PyPI), so its
 -- figures are the ones recorded on this kind of machine (2-core EPYC VM) in
 -- ../shared/reference/surprise-ml100k.md and surprise-and-implicit-more.md; they are not
--- rerun. Times are wall-clock means over the folds; ratio = Surprise / moonml.
+-- rerun. Times are wall-clock means over the folds (the median of REPEAT = 3
+-- cross-validations); ratio = Surprise / moonml.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local ml = require("moonml")
 local rec = ml.rec
 
 local dir = arg[1] or os.getenv("MOONML_DATA") or "../shared/data"
+local REPEAT = math.tointeger(tonumber(arg[2] or "")) or 3
 
 -- {name, factory, Surprise RMSE, MAE, fit s/fold, test s/fold} (nil: not measured)
 local function algos()
@@ -69,9 +71,23 @@ local function run(title, folds, surprise)
     "RMSE", "MAE", "fit s", "test s", "S RMSE", "S MAE", "S fit", "S test", "dRMSE", "fit x",
     "test x"))
   for _, a in ipairs(algos()) do
-    collectgarbage()
-    local r = rec.cross_validate(a[2], nil, { folds = folds })
-    local m = r.mean
+    -- times: the median over REPEAT cross-validations of the per-fold means (the machine
+    -- is shared; RMSE and MAE are the same every time)
+    local runs = {}
+    for t = 1, REPEAT do
+      collectgarbage()
+      runs[t] = rec.cross_validate(a[2], nil, { folds = folds })
+    end
+    local function median(field)
+      local v = {}
+      for t = 1, #runs do
+        v[t] = runs[t].mean[field]
+      end
+      table.sort(v)
+      return v[(#v + 1) // 2]
+    end
+    local m = { rmse = runs[1].mean.rmse, mae = runs[1].mean.mae, fit_time = median("fit_time"),
+      test_time = median("test_time") }
     local line = string.format("%-15s %7.4f %7.4f %7.3f %7.3f", a[1], m.rmse, m.mae, m.fit_time,
       m.test_time)
     local s = surprise[a[1]]
@@ -90,7 +106,8 @@ end
 print(string.format("moonml %s, %d thread(s); Surprise 1.1.4 figures are recorded ones " ..
   "(Surprise cannot be installed here), not rerun.", ml._VERSION or "", ml.get_num_threads and
   ml.get_num_threads() or 0))
-print("Times: wall-clock seconds per fold (mean of 5); x = Surprise's time / moonml's.\n")
+print(string.format("Times: wall-clock seconds per fold (mean of 5 folds, median of %d runs); " ..
+  "x = Surprise's time / moonml's.\n", REPEAT))
 
 local u = dir .. "/ml-100k/u.data"
 local ff = dir .. "/ml-100k/u.data.surprise_kfold5_rs0"

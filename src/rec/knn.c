@@ -356,11 +356,6 @@ static void heap_up(cand *h, int i) {
   }
 }
 
-static int cand_cmp(const void *pa, const void *pb) {
-  const cand *a = pa, *b = pb;
-  return cand_before(a, b) ? -1 : cand_before(b, a) ? 1 : 0;
-}
-
 typedef struct {
   const mm_rec_knn *m;
   const int32_t *xs, *ys;
@@ -407,7 +402,13 @@ static void knn_one(const mm_rec_knn *m, const double *simd, cand *heap, int32_t
 /* The estimate from the kept neighbours, summed in Surprise's order: best first. */
 static void knn_finish(const mm_rec_knn *m, cand *heap, int n, int32_t x, int32_t y,
                        double *est_out, int32_t *ak_out) {
-  qsort(heap, (size_t)n, sizeof(cand), cand_cmp);
+  /* heap sort in place: the worst goes last, so the array ends best first */
+  for (int end = n - 1; end > 0; end--) {
+    cand t = heap[0];
+    heap[0] = heap[end];
+    heap[end] = t;
+    heap_down(heap, end, 0);
+  }
   double sum_sim = 0, sum_r = 0;
   for (int j = 0; j < n; j++) {
     const cand *c = &heap[j];
