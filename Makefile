@@ -55,7 +55,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all demo lint format rock install clean
+.PHONY: all rebuild deps test test-all demo bench bench-rec lint format rock install clean
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -105,6 +105,13 @@ test-all: all
 
 demo: all
 	$(RUN_ENV) $(LUA) examples/linear_regression.lua
+
+# Benchmarks. bench-rec: every recommender on ML-100k (Surprise's folds) and ML-latest-small
+# beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data folder.
+bench: bench-rec
+
+bench-rec: all
+	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:
