@@ -57,17 +57,17 @@ static void collect_before(lua_State *L, const mm_rec_csr *by_y, int32_t n_x) {
 }
 
 /* A float64 vector of n entries at idx, or NULL when nil and optional. */
-static const double *opt_vec64(lua_State *L, int idx, int64_t n, const char *what,
-                               bool required) {
+static const double *opt_vec64(lua_State *L, int idx, int64_t n, const char *what, bool required) {
   if (lua_isnoneornil(L, idx)) {
     if (required)
       mml_error(L, "moonml.rec: missing %s", what);
     return NULL;
   }
   mm_tensor *t = mml_test_tensor(L, idx);
-  if (!t || t->dtype != MM_FLOAT64 || t->ndim != 1 || t->shape[0] != n || !mm_is_contiguous(t))
-    mml_error(L, "moonml.rec: %s must be a contiguous float64 vector of %d entries", what,
-              (int)n);
+  if (!t || t->dtype != MM_FLOAT64 || t->ndim != 1 || t->shape[0] != n || !mm_is_contiguous(t)) {
+    mml_error(L, "moonml.rec: %s must be a contiguous float64 vector of %d entries", what, (int)n);
+    return NULL;
+  }
   return mm_data(t);
 }
 

@@ -46,8 +46,7 @@ static int rows_alloc(mm_rec_rows *r, int32_t n) {
 }
 
 /* Stores row x from the scratch arrays; -1 when out of memory. */
-static int rows_set(mm_rec_rows *r, int32_t x, int64_t len, const int32_t *idx,
-                    const double *val) {
+static int rows_set(mm_rec_rows *r, int32_t x, int64_t len, const int32_t *idx, const double *val) {
   r->len[x] = (int32_t)len;
   if (len == 0)
     return 0;
@@ -386,8 +385,8 @@ static inline int heap_offer(cand *heap, int n, int k, cand c) {
 static void knn_finish(const mm_rec_knn *m, cand *heap, int n, int32_t x, int32_t y,
                        double *est_out, int32_t *ak_out);
 
-static void knn_one(const mm_rec_knn *m, const double *simd, cand *heap, int32_t x,
-                    int32_t y, double *est_out, int32_t *ak_out) {
+static void knn_one(const mm_rec_knn *m, const double *simd, cand *heap, int32_t x, int32_t y,
+                    double *est_out, int32_t *ak_out) {
   const mm_rec_csr *by = m->by_y;
   int n = 0;
   for (int64_t p = by->ptr[y]; p < by->ptr[y + 1]; p++) {
@@ -560,8 +559,7 @@ int mm_rec_knn_predict(mm_ctx *ctx, const mm_rec_knn *m, int64_t n, const int32_
 /* Every x's estimate with one y: the rows of the x' who rated y, read from their side
  * (similarities are symmetric), give each x its candidates in the order of y's
  * ratings. Cost: the sum of those rows' lengths, not n_x full gathers. */
-int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est,
-                      int32_t *actual_k) {
+int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est, int32_t *actual_k) {
   int32_t nx = m->by_x->n_rows;
   const mm_rec_csr *by = m->by_y;
   const mm_rec_rows *S = m->sims;
@@ -792,8 +790,8 @@ int mm_rec_slope_one_scores(mm_ctx *ctx, const mm_rec_rows *dev, const mm_rec_cs
 
 /* Cluster averages from the current assignment (Surprise's compute_averages): empty
  * clusters get the global mean. */
-static void cocluster_averages(const mm_rec_csr *bu, double mu, mm_rec_cocluster *m,
-                               int64_t *cnt, double *sum) {
+static void cocluster_averages(const mm_rec_csr *bu, double mu, mm_rec_cocluster *m, int64_t *cnt,
+                               double *sum) {
   int nu = m->n_cltr_u, ni = m->n_cltr_i;
   int64_t *cu = cnt, *ci = cnt + nu, *cc = cnt + nu + ni;
   double *su = sum, *si = sum + nu, *sc = sum + nu + ni;
@@ -858,8 +856,8 @@ int mm_rec_coclustering_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec
         for (int64_t p = by_user->ptr[u]; p < by_user->ptr[u + 1]; p++) {
           int32_t i = by_user->idx[p];
           int ic = m->cltr_i[i];
-          double est = m->avg_co[uc * ni + ic] + m->user_mean[u] - m->avg_u[uc] +
-                       m->item_mean[i] - m->avg_i[ic];
+          double est = m->avg_co[uc * ni + ic] + m->user_mean[u] - m->avg_u[uc] + m->item_mean[i] -
+                       m->avg_i[ic];
           e += (by_user->val[p] - est) * (by_user->val[p] - est);
         }
         err[uc] = e;
@@ -879,8 +877,8 @@ int mm_rec_coclustering_fit(mm_ctx *ctx, const mm_rec_csr *by_user, const mm_rec
         for (int64_t p = by_item->ptr[i]; p < by_item->ptr[i + 1]; p++) {
           int32_t u = by_item->idx[p];
           int uc = m->cltr_u[u];
-          double est = m->avg_co[uc * ni + ic] + m->user_mean[u] - m->avg_u[uc] +
-                       m->item_mean[i] - m->avg_i[ic];
+          double est = m->avg_co[uc * ni + ic] + m->user_mean[u] - m->avg_u[uc] + m->item_mean[i] -
+                       m->avg_i[ic];
           e += (by_item->val[p] - est) * (by_item->val[p] - est);
         }
         err[ic] = e;

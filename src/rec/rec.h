@@ -192,8 +192,7 @@ int mm_rec_knn_predict(mm_ctx *ctx, const mm_rec_knn *m, int64_t n, const int32_
 /* The estimates of every x (n_x of them) with the one y (0-based, with training
  * ratings), as mm_rec_knn_predict gives them, at the cost of y's neighbours' rows:
  * recommend for item-based models. -1 on allocation failure. */
-int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est,
-                      int32_t *actual_k);
+int mm_rec_knn_scores(mm_ctx *ctx, const mm_rec_knn *m, int32_t y, double *est, int32_t *actual_k);
 
 /* SlopeOne's deviation rows over items: row i holds every j sharing a user with i and
  * dev(i, j) = mean over those users of r_ui - r_uj (dev(i, i) = 0). -1 on allocation
