@@ -118,6 +118,12 @@ typedef struct mm_tensor {
   bool requires_grad;
   struct mm_tensor *grad;
   mm_node *grad_fn;
+  /* a view made by a view op (mm_view ... mm_select): the tensor it views (never itself
+   * such a view; retained), and base->grad_fn when this view's history was last brought
+   * up to date. An in-place change through one view rewrites the base's history, and
+   * every other view of it rebuilds its own from the base when next used (as PyTorch). */
+  struct mm_tensor *base;
+  mm_node *view_fn;
 } mm_tensor;
 
 MM_API void mm_retain(mm_tensor *t);
@@ -154,6 +160,9 @@ MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
 MM_API void mm_set_double(mm_tensor *t, const int64_t *idx, double v);
 MM_API void mm_set_int64(mm_tensor *t, const int64_t *idx, int64_t v);
+/* t[idx] = v as an in-place op autograd sees: refused for a leaf that requires grad (or a
+ * view of one) in grad mode; recorded when t or its base requires grad. */
+MM_API int mm_set_element_(mm_ctx *ctx, mm_tensor *t, const int64_t *idx, double v);
 
 /* views: share storage, never copy data */
 MM_API mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
@@ -199,6 +208,9 @@ MM_API mm_tensor *mm_detach(mm_ctx *ctx, const mm_tensor *t);
  * succeeds. Without retain_graph the saved tensors are freed on the way. */
 MM_API int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain_graph);
 MM_API const char *mm_node_name(const mm_node *node); /* "AddBackward", ... */
+/* Brings a view's history up to date after an in-place change of what it views (ops do
+ * this themselves; for reading t->requires_grad / t->grad_fn directly). */
+MM_API int mm_sync_view(mm_ctx *ctx, mm_tensor *t);
 /* Counts in-place changes of a tensor's storage; saved tensors check it in backward. */
 MM_API void mm_bump_version(mm_tensor *t);
 
