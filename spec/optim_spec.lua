@@ -54,7 +54,7 @@ describe("optim state_dict", function()
       set_grad(p, target, weight)
       opt:step()
     end
-    local saved_p, saved = p:clone(), opt:state_dict()
+    local saved_p, saved = p:detach():clone(), opt:state_dict()
     local q = saved_p:clone():requires_grad_()
     local opt2 = ml.optim.Adam({ q }, { lr = 1 }) -- hyper-parameters come from the state
     opt2:load_state_dict(saved)
