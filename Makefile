@@ -57,7 +57,8 @@ INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all demo lint format rock install clean bench bench-ops
+.PHONY: all rebuild deps test test-all demo bench bench-ops bench-rec lint format rock install \
+  clean
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -108,10 +109,13 @@ test-all: all
 demo: all
 	$(RUN_ENV) $(LUA) examples/linear_regression.lua
 
-# `make bench` runs every benchmark; each is its own target so they compose. Not in CI.
-bench: bench-ops
+# Benchmarks (not in CI). `make bench` runs them all; each is its own target, so they
+# compose. bench-ops: moonml against PyTorch (when python3-torch is installed) and plain C,
+# side by side. bench-rec: every recommender on ML-100k (Surprise's folds) and
+# ML-latest-small beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data
+# folder.
+bench: bench-ops bench-rec
 
-# moonml against PyTorch (when python3-torch is installed) and plain C, side by side.
 BENCH_REF := $(BUILD)/bench/ref
 $(BENCH_REF): bench/ref.c
 	@mkdir -p $(dir $@)
@@ -119,6 +123,9 @@ $(BENCH_REF): bench/ref.c
 	  $(call dep_libs,OPENBLAS,openblas,openblas) -lm -pthread
 bench-ops: all $(BENCH_REF)
 	$(RUN_ENV) BENCH_LUA=$(LUA) BENCH_REF=$(BENCH_REF) $(LUA) bench/run.lua
+
+bench-rec: all
+	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:

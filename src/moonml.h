@@ -118,6 +118,12 @@ typedef struct mm_tensor {
   bool requires_grad;
   struct mm_tensor *grad;
   mm_node *grad_fn;
+  /* a view made by a view op (mm_view ... mm_select): the tensor it views (never itself
+   * such a view; retained), and base->grad_fn when this view's history was last brought
+   * up to date. An in-place change through one view rewrites the base's history, and
+   * every other view of it rebuilds its own from the base when next used (as PyTorch). */
+  struct mm_tensor *base;
+  mm_node *view_fn;
 } mm_tensor;
 
 MM_API void mm_retain(mm_tensor *t);
@@ -154,6 +160,9 @@ MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
 MM_API void mm_set_double(mm_tensor *t, const int64_t *idx, double v);
 MM_API void mm_set_int64(mm_tensor *t, const int64_t *idx, int64_t v);
+/* t[idx] = v as an in-place op autograd sees: refused for a leaf that requires grad (or a
+ * view of one) in grad mode; recorded when t or its base requires grad. */
+MM_API int mm_set_element_(mm_ctx *ctx, mm_tensor *t, const int64_t *idx, double v);
 
 /* views: share storage, never copy data */
 MM_API mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
@@ -199,6 +208,9 @@ MM_API mm_tensor *mm_detach(mm_ctx *ctx, const mm_tensor *t);
  * succeeds. Without retain_graph the saved tensors are freed on the way. */
 MM_API int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain_graph);
 MM_API const char *mm_node_name(const mm_node *node); /* "AddBackward", ... */
+/* Brings a view's history up to date after an in-place change of what it views (ops do
+ * this themselves; for reading t->requires_grad / t->grad_fn directly). */
+MM_API int mm_sync_view(mm_ctx *ctx, mm_tensor *t);
 /* Counts in-place changes of a tensor's storage; saved tensors check it in backward. */
 MM_API void mm_bump_version(mm_tensor *t);
 
@@ -298,6 +310,44 @@ MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 /* beta * c + alpha * (a @ b), c broadcast to the product's shape */
 MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
                            double beta, double alpha);
+
+/* ---------------------------------------------------------------- optimizers */
+
+/* Fused parameter updates with PyTorch 1.13's formulas. Every tensor of one call has the
+ * parameter's shape and floating dtype and is contiguous; the state tensors are updated
+ * in place. grad == NULL skips the parameter. None of these records a graph. */
+typedef struct mm_sgd_opts {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+} mm_sgd_opts;
+/* buf: the momentum buffer (ignored when momentum == 0); first: buf holds no history yet */
+MM_API int mm_sgd_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *buf,
+                       bool first, const mm_sgd_opts *o);
+
+typedef struct mm_adam_opts {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool amsgrad, maximize;
+  bool decoupled; /* AdamW: weight decay applied to the parameter, not the gradient */
+} mm_adam_opts;
+/* step counts from 1 (this update's number); max_sq only with amsgrad */
+MM_API int mm_adam_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *avg,
+                        mm_tensor *avg_sq, mm_tensor *max_sq, int64_t step, const mm_adam_opts *o);
+
+typedef struct mm_rmsprop_opts {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered, maximize;
+} mm_rmsprop_opts;
+/* buf only with momentum > 0, grad_avg only when centered */
+MM_API int mm_rmsprop_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *square_avg, mm_tensor *buf, mm_tensor *grad_avg,
+                           const mm_rmsprop_opts *o);
+
+typedef struct mm_adagrad_opts {
+  double lr, lr_decay, weight_decay, eps;
+  bool maximize;
+} mm_adagrad_opts;
+MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
 
 #ifdef __cplusplus
 }

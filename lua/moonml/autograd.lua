@@ -14,7 +14,7 @@ return function(ml, core)
   -- when fn raises an error). Returns fn's results.
   function ml.no_grad(fn, ...)
     if type(fn) ~= "function" then
-      error("moonml.no_grad: expected a function, got " .. type(fn), 2)
+      error("moonml.no_grad: expected a function, got " .. type(fn), 0)
     end
     return restore_after(core.set_grad_enabled(false), pcall(fn, ...))
   end
@@ -22,7 +22,7 @@ return function(ml, core)
   --- Calls fn(...) with gradient recording on (inside a no_grad scope, say).
   function ml.enable_grad(fn, ...)
     if type(fn) ~= "function" then
-      error("moonml.enable_grad: expected a function, got " .. type(fn), 2)
+      error("moonml.enable_grad: expected a function, got " .. type(fn), 0)
     end
     return restore_after(core.set_grad_enabled(true), pcall(fn, ...))
   end
@@ -51,10 +51,18 @@ return function(ml, core)
     return positions
   end
 
+  -- x:set(i, j, ..., v) with the indices from a table (table.unpack in the middle of an
+  -- argument list would pass only the first index)
+  local function set_at(x, pos, v)
+    local args = { table.unpack(pos) }
+    args[#args + 1] = v
+    x:set(table.unpack(args))
+  end
+
   local function output_of(fn, inputs)
     local y = fn(table.unpack(inputs))
     if not ml.is_tensor(y) then
-      error("moonml.gradcheck: fn must return a tensor, got " .. type(y), 3)
+      error("moonml.gradcheck: fn must return a tensor, got " .. type(y), 0)
     end
     return y
   end
@@ -66,10 +74,10 @@ return function(ml, core)
   -- mismatch.
   function ml.gradcheck(fn, inputs, opts)
     if type(fn) ~= "function" then
-      error("moonml.gradcheck: expected a function, got " .. type(fn), 2)
+      error("moonml.gradcheck: expected a function, got " .. type(fn), 0)
     end
     if type(inputs) ~= "table" then
-      error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 2)
+      error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 0)
     end
     opts = opts or {}
     local checked = {}
@@ -87,7 +95,7 @@ return function(ml, core)
       end
       local y = output_of(fn, inputs)
       local onehot = ml.zeros_like(y)
-      onehot:set(table.unpack(q), 1)
+      set_at(onehot, q, 1)
       y:backward(onehot)
       analytic[j] = {}
       for _, k in ipairs(checked) do
@@ -103,11 +111,11 @@ return function(ml, core)
       for _, p in ipairs(flat_positions(x)) do
         local numeric = ml.no_grad(function()
           local old = x:get(table.unpack(p))
-          x:set(table.unpack(p), old + eps)
+          set_at(x, p, old + eps)
           local plus = output_of(fn, inputs):clone()
-          x:set(table.unpack(p), old - eps)
+          set_at(x, p, old - eps)
           local minus = output_of(fn, inputs):clone()
-          x:set(table.unpack(p), old)
+          set_at(x, p, old)
           return (plus - minus) / (2 * eps)
         end)
         for j, q in ipairs(ypos) do

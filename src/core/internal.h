@@ -71,6 +71,10 @@ mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *s
 /* A new header sharing t's storage, with t's dtype; the caller fills shape/stride/offset. */
 mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t);
 void mm_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* mm_copy_ and mm_clone without autograd (no checks, nothing recorded), for ops that copy
+ * their operands internally (stack headers included) */
+int mm_copy_raw(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src);
+mm_tensor *mm_clone_raw(mm_ctx *ctx, const mm_tensor *t);
 /* numel of a shape, checking sizes: -1 with a message for a negative or too large size */
 int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape, mm_dtype dt);
 /* "[2, 3]" into buf */
