@@ -1048,28 +1048,6 @@ static void sm_chunk(int64_t begin, int64_t end, void *arg) {
   mm_iter_run_range(&job->it, sm_run, job, begin, end);
 }
 
-/* Fills out (a's shape) with the softmax or log-softmax of a along dim. */
-static void softmax_run(const mm_tensor *a, mm_tensor *out, int dim, bool log) {
-  int nd = a->ndim;
-  int64_t es = (int64_t)mm_dtype_size(a->dtype);
-  int64_t R = nd > 0 ? a->shape[dim] : 1;
-  sm_job job = {kernels(),
-                log,
-                a->dtype,
-                R,
-                nd > 0 ? a->stride[dim] * es : 0,
-                nd > 0 ? out->stride[dim] * es : 0,
-                {0}};
-  int dims[MM_MAX_DIMS];
-  int nk = kept_dims(a, dim, dims);
-  mm_tensor va, vo;
-  sub_view(&va, a, nk, dims);
-  sub_view(&vo, out, nk, dims);
-  mm_tensor *ts[2] = {&vo, &va};
-  mm_iter_init(&job.it, 2, ts);
-  mm_parallel_for(job.it.numel, grain_for(3 * R), sm_chunk, &job);
-}
-
 /* softmax: y * (g - sum(g * y)); log_softmax: g - exp(y) * sum(g), sums along the dim */
 static int softmax_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g, mm_tensor **gi) {
   const mm_tensor *y = node->saved[0];
@@ -1123,11 +1101,32 @@ static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool lo
     return NULL;
   }
   mm_tensor *out = mm_empty(ctx, a->dtype, nd, a->shape);
-  if (!out)
-    return NULL;
-  if (mm_numel(a) > 0)
-    softmax_run(a, out, dim, log);
-  if (ctx->grad_enabled && a->requires_grad && softmax_record(ctx, a, out, dim, log) != 0) {
+  if (!out || mm_numel(a) == 0)
+    return out;
+  int64_t es = (int64_t)mm_dtype_size(a->dtype);
+  int64_t R = nd > 0 ? a->shape[dim] : 1;
+  sm_job job = {kernels(),
+                log,
+                a->dtype,
+                R,
+                nd > 0 ? a->stride[dim] * es : 0,
+                nd > 0 ? out->stride[dim] * es : 0,
+                {0}};
+  int dims[MM_MAX_DIMS];
+  int nk = kept_dims(a, dim, dims);
+  mm_tensor va, vo;
+  sub_view(&va, a, nk, dims);
+  sub_view(&vo, out, nk, dims);
+  mm_tensor *ts[2] = {&vo, &va};
+  mm_iter_init(&job.it, 2, ts);
+  mm_parallel_for(job.it.numel, grain_for(3 * R), sm_chunk, &job);
+  return out;
+}
+
+/* out's node when a requires grad in grad mode; NULL (out released) if recording fails */
+static mm_tensor *softmax_graph(mm_ctx *ctx, const mm_tensor *a, mm_tensor *out, int dim,
+                                bool log) {
+  if (out && ctx->grad_enabled && a->requires_grad && softmax_record(ctx, a, out, dim, log) != 0) {
     mm_release(out);
     return NULL;
   }
@@ -1135,11 +1134,11 @@ static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool lo
 }
 
 mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim) {
-  return softmax_impl(ctx, a, dim, false);
+  return softmax_graph(ctx, a, softmax_impl(ctx, a, dim, false), dim, false);
 }
 
 mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim) {
-  return softmax_impl(ctx, a, dim, true);
+  return softmax_graph(ctx, a, softmax_impl(ctx, a, dim, true), dim, true);
 }
 
 #else /* MM_REDUCE_PASS: the vectorised kernels of one instruction set */
