@@ -415,7 +415,7 @@ static void tie_mark(char **p, const int64_t *s, int64_t n, void *arg) {
  * the elements equal to the result. */
 static mm_tensor *ties_backward(mm_ctx *ctx, const mm_node *node, const mm_tensor *g) {
   const mm_tensor *a = node->saved[0];
-  mm_tensor *out = mm_empty(ctx, g->dtype, a->ndim, a->shape);
+  mm_tensor *out = mm_empty(ctx, a->dtype, a->ndim, a->shape);
   if (!out)
     return NULL;
   tie_arg t = {a->dtype, node->f[0], 0};
