@@ -533,8 +533,6 @@ describe("gradients against PyTorch", function()
 end)
 
 describe("element-wise in-place ops on views", function()
-  local ml = require("moonml")
-  local h = require("helpers")
 
   it("rewrite the base's history (binary op on a view of a non-leaf)", function()
     local x = ml.ones(4, { requires_grad = true, dtype = "float64" })
