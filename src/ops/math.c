@@ -167,17 +167,16 @@ K2(k_dcos_f64, double, double, double, x * -sin(y))
 K2(k_drsqrt_f64, double, double, double, -0.5 * x * (y * y * y))
 
 /* clamp as PyTorch's min(max(x, lo), hi): lo > hi gives hi; a NaN anywhere gives NaN */
+/* branch-free selects (a NaN x falls through both tests), so that the loops vectorise */
 static inline float clamp_f32(float x, float lo, float hi) {
-  if (x != x || lo != lo || hi != hi)
-    return x + lo + hi;
   float v = x < lo ? lo : x;
-  return v > hi ? hi : v;
+  v = v > hi ? hi : v;
+  return lo != lo || hi != hi ? lo + hi : v;
 }
 static inline double clamp_f64(double x, double lo, double hi) {
-  if (x != x || lo != lo || hi != hi)
-    return x + lo + hi;
   double v = x < lo ? lo : x;
-  return v > hi ? hi : v;
+  v = v > hi ? hi : v;
+  return lo != lo || hi != hi ? lo + hi : v;
 }
 static inline int64_t clamp_i64(int64_t x, int64_t lo, int64_t hi) {
   int64_t v = x < lo ? lo : x;
@@ -203,15 +202,16 @@ K3(k_cmask_i64, uint8_t, int64_t, CLAMP_MASK(x, y, z))
 K2(k_where_f32, float, float, uint8_t, y ? x : 0.0f)
 K2(k_where_f64, double, double, uint8_t, y ? x : 0.0)
 
-/* maximum / minimum; NaN on either side gives NaN */
-#define MAXF(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) < (y) ? (y) : (x))
-#define MINF(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (y) < (x) ? (y) : (x))
-K2(k_max_f32, float, float, float, MAXF(x, y))
-K2(k_max_f64, double, double, double, MAXF(x, y))
+/* maximum / minimum; NaN on either side gives NaN (selects, so that the loops vectorise) */
+#define MAXF(x, y) ((x) < (y) ? (y) : (x))
+#define MINF(x, y) ((y) < (x) ? (y) : (x))
+#define NAN_OR(x, y, v) ((x) != (x) ? (x) : (y) != (y) ? (y) : (v))
+K2(k_max_f32, float, float, float, NAN_OR(x, y, MAXF(x, y)))
+K2(k_max_f64, double, double, double, NAN_OR(x, y, MAXF(x, y)))
 K2(k_max_i64, int64_t, int64_t, int64_t, x < y ? y : x)
 K2(k_max_b, uint8_t, uint8_t, uint8_t, x | y)
-K2(k_min_f32, float, float, float, MINF(x, y))
-K2(k_min_f64, double, double, double, MINF(x, y))
+K2(k_min_f32, float, float, float, NAN_OR(x, y, MINF(x, y)))
+K2(k_min_f64, double, double, double, NAN_OR(x, y, MINF(x, y)))
 K2(k_min_i64, int64_t, int64_t, int64_t, y < x ? y : x)
 K2(k_min_b, uint8_t, uint8_t, uint8_t, x &y)
 
