@@ -247,9 +247,11 @@ typedef struct {
   double a, b;       /* from, to / mean, std / p */
   const double *p;   /* bernoulli with a tensor: p per element (row-major), else NULL */
   bool float32_bits; /* uniform float32: 24 random bits, as mm_rand */
+  bool has_spare;    /* normal: the second value of the last Box-Muller pair */
+  double spare;
 } fill_spec;
 
-static double draw(mm_ctx *ctx, const fill_spec *f, int64_t i) {
+static double draw(mm_ctx *ctx, fill_spec *f, int64_t i) {
   switch (f->kind) {
   case FILL_UNIFORM: {
     double u =
@@ -261,15 +263,25 @@ static double draw(mm_ctx *ctx, const fill_spec *f, int64_t i) {
       v = nextafter(f->b, -INFINITY);
     return v;
   }
-  case FILL_NORMAL:
-    return f->a + f->b * mm_random_normal(ctx);
+  case FILL_NORMAL: {
+    if (f->has_spare) {
+      f->has_spare = false;
+      return f->a + f->b * f->spare;
+    }
+    /* Box-Muller, both values of the pair used */
+    double r = sqrt(-2.0 * log(1.0 - mm_random_uniform(ctx))); /* 1 - u in (0, 1] */
+    double t = 6.283185307179586 * mm_random_uniform(ctx);
+    f->spare = r * sin(t);
+    f->has_spare = true;
+    return f->a + f->b * (r * cos(t));
+  }
   default:
     return mm_random_uniform(ctx) < (f->p ? f->p[i] : f->a);
   }
 }
 
 static int fill_exec(mm_ctx *ctx, const char *name, const char *node_name, mm_tensor *t,
-                     const fill_spec *f) {
+                     fill_spec *f) {
   for (int d = 0; d < t->ndim; d++)
     if (t->stride[d] == 0 && t->shape[d] > 1)
       return mm_fail(ctx,
@@ -320,7 +332,7 @@ int mm_uniform_(mm_ctx *ctx, mm_tensor *t, double from, double to) {
       (t->dtype == MM_FLOAT32 && (fabs(from) > FLT_MAX || fabs(to) > FLT_MAX)))
     return mm_fail(ctx, "moonml.uniform_: the range [%g, %g) is too wide for %s", from, to,
                    mm_dtype_name(t->dtype));
-  fill_spec f = {FILL_UNIFORM, from, to, NULL, t->dtype == MM_FLOAT32};
+  fill_spec f = {FILL_UNIFORM, from, to, NULL, t->dtype == MM_FLOAT32, false, 0};
   return fill_exec(ctx, "uniform_", "UniformBackward", t, &f);
 }
 
@@ -330,12 +342,12 @@ int mm_normal_(mm_ctx *ctx, mm_tensor *t, double mean, double std) {
                    mm_dtype_name(t->dtype));
   if (!(std >= 0))
     return mm_fail(ctx, "moonml.normal_: std must be >= 0, got %g", std);
-  fill_spec f = {FILL_NORMAL, mean, std, NULL, false};
+  fill_spec f = {FILL_NORMAL, mean, std, NULL, false, false, 0};
   return fill_exec(ctx, "normal_", "NormalBackward", t, &f);
 }
 
 int mm_bernoulli_(mm_ctx *ctx, mm_tensor *t, const mm_tensor *pt, double p) {
-  fill_spec f = {FILL_BERNOULLI, p, 0, NULL, false};
+  fill_spec f = {FILL_BERNOULLI, p, 0, NULL, false, false, 0};
   if (!pt) {
     if (!(p >= 0 && p <= 1))
       return mm_fail(ctx, "moonml.bernoulli_: p must be in [0, 1], got %g", p);
