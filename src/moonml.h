@@ -155,6 +155,25 @@ MM_API mm_tensor *mm_randint(mm_ctx *ctx, mm_dtype dt, int64_t low, int64_t high
 MM_API mm_tensor *mm_from_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
                                  const void *data, size_t nbytes);
 
+/* Called with (data, ud) when the last tensor over a wrapped buffer is released. */
+typedef void (*mm_free_fn)(void *data, void *ud);
+/* A tensor over caller memory, without copying: contiguous, row-major, native byte order;
+ * nbytes must equal numel * element size and data must be aligned to the element size. Views
+ * and in-place ops read and write that memory. With free_fn, moonml owns the buffer from a
+ * successful call on and calls free_fn(data, free_ud) once, when the last tensor (or view, or
+ * autograd saved copy) over it goes. With free_fn NULL the caller keeps ownership: the memory
+ * must stay valid until every tensor over it is released. On error (NULL returned) nothing is
+ * taken and free_fn is not called. Wrapped bytes do not count in mm_ctx_live_bytes. */
+MM_API mm_tensor *mm_wrap_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                                 void *data, size_t nbytes, mm_free_fn free_fn, void *free_ud);
+/* Raw little-endian bytes (safetensors' and NumPy's '<' layout) to a new contiguous tensor;
+ * nbytes must equal numel * element size; bool bytes must be 0 or 1. */
+MM_API mm_tensor *mm_from_bytes(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                                const void *data, size_t nbytes);
+/* t's elements in row-major order (whatever its strides) as little-endian bytes into out,
+ * which holds exactly nbytes = numel * element size. */
+MM_API int mm_to_bytes(mm_ctx *ctx, const mm_tensor *t, void *out, size_t nbytes);
+
 /* element access; idx holds ndim 0-based indices (already checked by the caller) */
 MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
@@ -193,6 +212,28 @@ MM_API int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value);
 /* Broadcast shape of a and b (PyTorch rules); -1 with a message naming op if they clash. */
 MM_API int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
                               const int64_t *sb, int *nout, int64_t *out);
+
+/* ---------------------------------------------------------------- sampling */
+
+/* Sampling (src/ops/random.c), all from the context's generator, in row-major order of the
+ * elements, so that mm_manual_seed makes every draw reproducible. Positions are 0-based here. */
+/* 0 .. n-1 in random order, int64 */
+MM_API mm_tensor *mm_randperm(mm_ctx *ctx, int64_t n);
+/* num_samples category positions (int64) for each row of weights (1-D: [num_samples]; 2-D:
+ * [rows, num_samples]), category k drawn with probability weight_k / sum of the row. Weights must
+ * be finite and >= 0 with a positive sum per row. Without replacement the positions of a row
+ * are distinct and num_samples may not exceed its number of non-zero weights (PyTorch would
+ * then hand out zero-weight categories). */
+MM_API mm_tensor *mm_multinomial(mm_ctx *ctx, const mm_tensor *probs, int64_t num_samples,
+                                 bool replacement);
+/* 1 with probability p[i], else 0; p is a float tensor of values in [0, 1]; p's dtype. */
+MM_API mm_tensor *mm_bernoulli(mm_ctx *ctx, const mm_tensor *p);
+/* In place, any dtype: each element 1 with probability p (the number, or the tensor pt
+ * broadcast to t's shape when pt is not NULL), else 0. */
+MM_API int mm_bernoulli_(mm_ctx *ctx, mm_tensor *t, const mm_tensor *pt, double p);
+/* In place, float tensors: uniform on [from, to) (finite, from <= to); normal (std >= 0). */
+MM_API int mm_uniform_(mm_ctx *ctx, mm_tensor *t, double from, double to);
+MM_API int mm_normal_(mm_ctx *ctx, mm_tensor *t, double mean, double std);
 
 /* ---------------------------------------------------------------- autograd */
 
@@ -278,6 +319,55 @@ MM_API int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a);
 /* true when every pair satisfies |a - b| <= atol + rtol * |b| (NaN equal when equal_nan) */
 MM_API int mm_allclose(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b, double rtol,
                        double atol, bool equal_nan, bool *result);
+
+/* ---------------------------------------------------------------- more element-wise math */
+/* src/ops/math.c. Dtypes follow PyTorch; every op records its autograd node, and the in-place
+ * forms take a graph too (a leaf that requires grad cannot change in place while grad mode is
+ * on, as in PyTorch). In place, the result must fit the tensor's dtype and shape. */
+
+typedef enum mm_math_op {
+  MM_MATH_RSQRT = 0,
+  MM_MATH_SIN,
+  MM_MATH_COS,
+  MM_MATH_SIGN, /* -1, 0 or 1 (NaN gives 0) */
+  MM_MATH_FLOOR,
+  MM_MATH_CEIL,
+  MM_MATH_ROUND, /* half to even, as PyTorch */
+  MM_MATH_OP_COUNT
+} mm_math_op;
+
+MM_API const char *mm_math_op_name(mm_math_op op); /* "rsqrt", "sin", ... */
+/* rsqrt, sin and cos of int64/bool give float32; sign keeps every dtype; floor, ceil and round
+ * keep int64 as it is and refuse bool. */
+MM_API mm_tensor *mm_math(mm_ctx *ctx, mm_math_op op, const mm_tensor *a);
+MM_API int mm_math_(mm_ctx *ctx, mm_math_op op, mm_tensor *a);
+
+/* One bound of clamp: absent (set false), a tensor t, or else the scalar s. */
+typedef struct mm_bound {
+  bool set;
+  const mm_tensor *t;
+  mm_scalar s;
+} mm_bound;
+
+/* min(max(a, min), max) with broadcasting; at least one bound must be set. The dtype is
+ * promoted over a and the bounds (scalars by the wrapped-number rule); bool bounds act as or /
+ * and. A NaN in a or in a bound gives NaN. A number and a tensor may be mixed (PyTorch 1.13 takes
+ * two numbers or two tensors). The gradient is 1 where min <= a <= max, else 0; a tensor
+ * bound gets it where it is the answer (PyTorch's rule, min > max included). */
+MM_API mm_tensor *mm_clamp(mm_ctx *ctx, const mm_tensor *a, mm_bound min, mm_bound max);
+MM_API int mm_clamp_(mm_ctx *ctx, mm_tensor *a, mm_bound min, mm_bound max);
+/* Element-wise larger / smaller of two tensors, promoted and broadcast; NaN propagates; on a tie
+ * each side gets half of the gradient (PyTorch). */
+MM_API mm_tensor *mm_maximum(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_minimum(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API int mm_maximum_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *b);
+MM_API int mm_minimum_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *b);
+/* start + weight * (end - start), weight being the tensor w, or the number ws when w is NULL.
+ * start, end and w share one floating dtype (PyTorch does not promote here). */
+MM_API mm_tensor *mm_lerp(mm_ctx *ctx, const mm_tensor *start, const mm_tensor *end,
+                          const mm_tensor *w, double ws);
+MM_API int mm_lerp_(mm_ctx *ctx, mm_tensor *start, const mm_tensor *end, const mm_tensor *w,
+                    double ws);
 
 /* ---------------------------------------------------------------- reductions */
 

@@ -23,9 +23,11 @@ struct mm_storage {
   int refcount;
   mm_ctx *ctx;
   void *data;
-  size_t nbytes;    /* bytes the tensors may use */
-  size_t capacity;  /* bytes of the data block (>= nbytes); 0 when inline */
-  uint32_t version; /* bumped by every in-place change (autograd checks saved tensors) */
+  size_t nbytes;      /* bytes the tensors may use */
+  size_t capacity;    /* bytes of the data block (>= nbytes); 0 when inline */
+  uint32_t version;   /* bumped by every in-place change (autograd checks saved tensors) */
+  mm_free_fn free_fn; /* non-NULL: caller memory (mm_wrap_buffer), handed back on release */
+  void *free_ud;
 };
 
 struct mm_ctx {
@@ -65,6 +67,8 @@ void mm_storage_release(mm_storage *s);
 /* tensor headers from the context's free list (ctx.c); mm_header_free needs ctx alive */
 mm_tensor *mm_header_new(mm_ctx *ctx);
 void mm_header_free(mm_ctx *ctx, mm_tensor *t);
+/* A storage over caller memory (see mm_wrap_buffer); free_fn NULL: the caller keeps it. */
+mm_storage *mm_storage_wrap(mm_ctx *ctx, void *data, size_t nbytes, mm_free_fn free_fn, void *ud);
 
 /* A new tensor header around a storage (retained); contiguous strides for shape. */
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape);
