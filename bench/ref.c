@@ -11,6 +11,8 @@
  *   add_loop   o[i] = a[i] + b[i] over 10M floats, o reused, split over THREADS threads
  *   mul_add_loop  o[i] = a[i] * b[i] + c[i], same
  *   sum_loop   a float sum over 10M floats, split over THREADS threads */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
+
 #include <cblas.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -107,15 +109,19 @@ static void *run_part(void *p) {
     for (long i = q->begin; i < q->end; i++)
       o[i] = a[i] * b[i] + c[i];
   } else {
-    /* 8 partial sums, as a vectorised reduction would keep */
-    float s[8] = {0};
+    /* 16 partial sums: four vectors of independent additions, as a vectorised reduction
+     * keeps (a single accumulator would wait on each addition's latency) */
+    float s[16] = {0};
     long i = q->begin;
-    for (; i + 8 <= q->end; i += 8)
-      for (int j = 0; j < 8; j++)
+    for (; i + 16 <= q->end; i += 16)
+      for (int j = 0; j < 16; j++)
         s[j] += a[i + j];
     for (; i < q->end; i++)
       s[0] += a[i];
-    q->acc = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    float acc = 0;
+    for (int j = 0; j < 16; j++)
+      acc += s[j];
+    q->acc = acc;
   }
   return NULL;
 }
