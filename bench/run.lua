@@ -10,7 +10,7 @@
 -- median over the rounds. Without PyTorch the table shows moonml's figures and says so.
 -- Settings (environment): BENCH_ROUNDS (3), BENCH_TARGET (seconds per timed run, 0.15),
 -- BENCH_RUNS (timed runs per figure, 5), BENCH_PYTHON (/usr/bin/python3), BENCH_LUA (lua5.4),
--- BENCH_REF (build/bench/ref).
+-- BENCH_REF (build/bench/ref), BENCH_WAIT (seconds it may wait for a quiet machine, 60).
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "3")
 local TARGET = tonumber(os.getenv("BENCH_TARGET") or "0.15")
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "5")
@@ -55,8 +55,28 @@ do
   torch_version = ok and out:match("^%s*(%S+)") or nil
 end
 
+-- Waits (within a budget of BENCH_WAIT seconds for the whole bench, 60 by default) until
+-- other processes use under a third of a core, as ../shared/reference/torch/benchutil.py
+-- does: this machine may be shared.
+local wait_budget = tonumber(os.getenv("BENCH_WAIT") or "60")
+local function wait_quiet()
+  while wait_budget > 0 do
+    local b0, t0 = busy_seconds(), now()
+    if not b0 then
+      return
+    end
+    os.execute("sleep 0.5")
+    local dt = now() - t0
+    wait_budget = wait_budget - dt
+    if (busy_seconds() - b0) / dt < 0.33 then
+      return
+    end
+  end
+end
+
 -- Runs one side; returns {name = seconds} and the cores other processes used meanwhile.
 local function run(cmd, threads)
+  wait_quiet()
   local env = "OPENBLAS_NUM_THREADS=" .. threads .. " OMP_NUM_THREADS=" .. threads .. " "
   local b0, t0 = busy_seconds(), now()
   local out, ok = capture(env .. cmd)
