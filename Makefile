@@ -35,6 +35,8 @@ WARN     := -std=c11 -Wall -Wextra -Wno-unused-parameter
 # Calls between moonml's own exported functions go straight to them, not through the PLT
 # (no host replaces mm_* functions): a few percent of a small op's per-call time.
 ALL_CFLAGS = $(CFLAGS) -fPIC -fno-semantic-interposition -pthread $(WARN) $(DEP_CFLAGS)
+# The same at link time (GNU ld; Mach-O binds them inside the module anyway).
+SYMBOLIC := $(if $(filter Darwin,$(shell uname -s)),,-Wl,-Bsymbolic)
 
 # The core (everything but the binding) goes into libmoonml.a; the module adds src/lua.
 CORE_SRCS := $(sort $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/optim/*.c \
@@ -91,7 +93,7 @@ $(LIB): $(CORE_OBJS)
 
 $(SO): $(LUA_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAG) -Wl,-Bsymbolic -o $@ $(LUA_OBJS) $(LIB) $(DEP_LIBS)
+	$(CC) $(LIBFLAG) $(SYMBOLIC) -o $@ $(LUA_OBJS) $(LIB) $(DEP_LIBS)
 
 # From scratch in $(BUILD): the rockspec builds this way, because LuaRocks may pass other
 # flags or library folders than the previous build in that folder had.
