@@ -1,6 +1,7 @@
 """PyTorch's side of `make bench` (bench/run.lua runs it, alternating with bench/ops.lua).
 
     /usr/bin/python3 bench/ops_torch.py --threads N --only small|large [--target S] [--runs R]
+                                         [--clock cpu]
 
 The workloads of ../shared/reference/torch/bench_ops.py (where the figures quoted in the
 issues come from), cut down to those the bench compares, timed as its benchutil.py does:
@@ -28,21 +29,23 @@ THREADS = int(option("threads", "1"))
 ONLY = option("only", "small")
 TARGET = float(option("target", "0.25"))
 RUNS = int(option("runs", "5"))
+# --clock cpu: the process's CPU time instead of wall-clock time (1-thread runs only)
+CLOCK = time.process_time if option("clock", "wall") == "cpu" else time.perf_counter
 
 
 def median_time(fn):
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     calls = 0
-    while calls < 3 or time.perf_counter() - t0 < 0.2:
+    while calls < 3 or CLOCK() - t0 < 0.2:
         fn()
         calls += 1
-    inner = max(1, int(TARGET / ((time.perf_counter() - t0) / calls)))
+    inner = max(1, int(TARGET / ((CLOCK() - t0) / calls)))
     times = []
     for _ in range(RUNS):
-        t = time.perf_counter()
+        t = CLOCK()
         for _ in range(inner):
             fn()
-        times.append((time.perf_counter() - t) / inner)
+        times.append((CLOCK() - t) / inner)
     return statistics.median(times)
 
 

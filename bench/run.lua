@@ -10,12 +10,15 @@
 -- median over the rounds. Without PyTorch the table shows moonml's figures and says so.
 -- Settings (environment): BENCH_ROUNDS (3), BENCH_TARGET (seconds per timed run, 0.15),
 -- BENCH_RUNS (timed runs per figure, 5), BENCH_PYTHON (/usr/bin/python3), BENCH_LUA (lua5.4),
--- BENCH_REF (build/bench/ref), BENCH_WAIT (seconds it may wait for a quiet machine, 60).
+-- BENCH_REF (build/bench/ref), BENCH_WAIT (seconds it may wait for a quiet machine, 60),
+-- BENCH_CLOCK (wall; "cpu" times 1-thread runs with CPU time, steadier on a shared machine).
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "3")
 local TARGET = tonumber(os.getenv("BENCH_TARGET") or "0.15")
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "5")
 local PYTHON = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 local LUA = os.getenv("BENCH_LUA") or "lua5.4"
+-- BENCH_CLOCK=cpu: 1-thread runs time with each process's CPU time (see ops.lua)
+local CPU_CLOCK = os.getenv("BENCH_CLOCK") == "cpu"
 local REF = os.getenv("BENCH_REF") or "build/bench/ref"
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -101,12 +104,13 @@ local sides = {
     name = "moonml",
     cmd = function(only, threads)
       return string.format(
-        "%s bench/ops.lua --only %s --threads %d --target %g --runs %d",
+        "%s bench/ops.lua --only %s --threads %d --target %g --runs %d%s",
         LUA,
         only,
         threads,
         TARGET,
-        RUNS
+        RUNS,
+        CPU_CLOCK and threads == 1 and " --clock cpu" or ""
       )
     end,
   },
@@ -116,12 +120,13 @@ if torch_version then
     name = "torch",
     cmd = function(only, threads)
       return string.format(
-        "%s bench/ops_torch.py --only %s --threads %d --target %g --runs %d",
+        "%s bench/ops_torch.py --only %s --threads %d --target %g --runs %d%s",
         PYTHON,
         only,
         threads,
         TARGET,
-        RUNS
+        RUNS,
+        CPU_CLOCK and threads == 1 and " --clock cpu" or ""
       )
     end,
   }
@@ -130,7 +135,14 @@ sides[#sides + 1] = {
   name = "c",
   large_only = true,
   cmd = function(_, threads)
-    return string.format("%s %d %g %d", REF, threads, TARGET, RUNS)
+    return string.format(
+      "%s %d %g %d%s",
+      REF,
+      threads,
+      TARGET,
+      RUNS,
+      CPU_CLOCK and threads == 1 and " cpu" or ""
+    )
   end,
 }
 
@@ -222,6 +234,11 @@ end
 line(
   "environment: %s; OPENBLAS_NUM_THREADS = the thread count",
   #envs > 0 and table.concat(envs, " ") or "no OPENBLAS_* set"
+)
+line(
+  "clock: %s",
+  CPU_CLOCK and "CPU time of each process at 1 thread (BENCH_CLOCK=cpu), wall time at 2"
+    or "wall time"
 )
 if not torch_version then
   line(
