@@ -8,17 +8,19 @@
 -- all under the same OPENBLAS_* environment with OPENBLAS_NUM_THREADS set to the setting's
 -- thread count. Each figure is a median of runs inside a process; the table shows the
 -- median over the rounds. Without PyTorch the table shows moonml's figures and says so.
--- Settings (environment): BENCH_ROUNDS (3), BENCH_TARGET (seconds per timed run, 0.15),
+-- Settings (environment): BENCH_ROUNDS (3), BENCH_TARGET (seconds per timed run, 0.12),
 -- BENCH_RUNS (timed runs per figure, 5), BENCH_PYTHON (/usr/bin/python3), BENCH_LUA (lua5.4),
--- BENCH_REF (build/bench/ref), BENCH_WAIT (seconds it may wait for a quiet machine, 60),
--- BENCH_CLOCK (wall; "cpu" times 1-thread runs with CPU time, steadier on a shared machine).
+-- BENCH_REF (build/bench/ref), BENCH_WAIT (seconds it may wait for a quiet machine, 30),
+-- BENCH_CLOCK ("wall" times 1-thread runs with wall time too instead of CPU time).
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or "3")
-local TARGET = tonumber(os.getenv("BENCH_TARGET") or "0.15")
+local TARGET = tonumber(os.getenv("BENCH_TARGET") or "0.12")
 local RUNS = tonumber(os.getenv("BENCH_RUNS") or "5")
 local PYTHON = os.getenv("BENCH_PYTHON") or "/usr/bin/python3"
 local LUA = os.getenv("BENCH_LUA") or "lua5.4"
--- BENCH_CLOCK=cpu: 1-thread runs time with each process's CPU time (see ops.lua)
-local CPU_CLOCK = os.getenv("BENCH_CLOCK") == "cpu"
+-- 1-thread runs time with each process's CPU time (see ops.lua): on a quiet machine the
+-- same as wall time, and it leaves out the time other processes held the CPU. 2-thread
+-- runs need wall time. BENCH_CLOCK=wall times every run with wall time.
+local CPU_CLOCK = os.getenv("BENCH_CLOCK") ~= "wall"
 local REF = os.getenv("BENCH_REF") or "build/bench/ref"
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then
   package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -58,10 +60,10 @@ do
   torch_version = ok and out:match("^%s*(%S+)") or nil
 end
 
--- Waits (within a budget of BENCH_WAIT seconds for the whole bench, 60 by default) until
+-- Waits (within a budget of BENCH_WAIT seconds for the whole bench, 30 by default) until
 -- other processes use under a third of a core, as ../shared/reference/torch/benchutil.py
 -- does: this machine may be shared.
-local wait_budget = tonumber(os.getenv("BENCH_WAIT") or "60")
+local wait_budget = tonumber(os.getenv("BENCH_WAIT") or "30")
 local function wait_quiet()
   while wait_budget > 0 do
     local b0, t0 = busy_seconds(), now()
@@ -155,7 +157,7 @@ io.stderr:write(
     "bench: %d rounds of moonml%s and C (about %d s)\n",
     ROUNDS,
     torch_version and ", PyTorch " .. torch_version or "",
-    math.floor(ROUNDS * (torch_version and 55 or 30) * TARGET / 0.15)
+    math.floor(ROUNDS * (torch_version and 20 + 230 * TARGET or 10 + 120 * TARGET))
   )
 )
 for round = 1, ROUNDS do
@@ -237,8 +239,8 @@ line(
 )
 line(
   "clock: %s",
-  CPU_CLOCK and "CPU time of each process at 1 thread (BENCH_CLOCK=cpu), wall time at 2"
-    or "wall time"
+  CPU_CLOCK and "CPU time of each process at 1 thread, wall time at 2 (BENCH_CLOCK=wall: all wall)"
+    or "wall time (BENCH_CLOCK=wall)"
 )
 if not torch_version then
   line(
