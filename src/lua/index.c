@@ -134,6 +134,28 @@ static mm_tensor *check_value(lua_State *L, int idx, const char *fn, mm_dtype dt
 
 static int64_t dim_size(const mm_tensor *t, int dim) { return t->ndim ? t->shape[dim] : 1; }
 
+/* Frees the temporaries (converted indices, values) that this call pushed above slot top,
+ * at once rather than when the collector comes: an index as large as its tensor would
+ * otherwise hold its memory until then. A node that saved one keeps its own reference. */
+static void free_temps(lua_State *L, int top) {
+  for (int i = lua_gettop(L); i > top; i--) {
+    mml_tensor_box *b = luaL_testudata(L, i, MML_TENSOR_MT);
+    if (b && b->t) {
+      mm_release(b->t);
+      b->t = NULL;
+    }
+  }
+  lua_settop(L, top);
+}
+
+/* Pushes the result of a call whose temporaries sit above top (NULL raises the error). */
+static void push_result(lua_State *L, int top, mm_tensor *r) {
+  if (!r)
+    mml_core_error(L);
+  free_temps(L, top);
+  mml_push_tensor(L, r);
+}
+
 /* ------------------------------------------------------------------ gather family */
 
 /* x:index_select(dim, index) */
@@ -142,7 +164,7 @@ static int m_index_select(lua_State *L) {
   mm_tensor *a = mml_check_tensor(L, 1, "index_select");
   int dim = mml_check_dim(L, 2, "index_select", a->ndim);
   mm_tensor *index = check_index(L, 3, "index_select", dim_size(a, dim), dim, false);
-  mml_push_tensor(L, mm_index_select(mml_ctx(L), a, dim, index));
+  push_result(L, 3, mm_index_select(mml_ctx(L), a, dim, index));
   return 1;
 }
 
@@ -152,7 +174,7 @@ static int m_gather(lua_State *L) {
   mm_tensor *a = mml_check_tensor(L, 1, "gather");
   int dim = mml_check_dim(L, 2, "gather", a->ndim);
   mm_tensor *index = check_index(L, 3, "gather", dim_size(a, dim), dim, false);
-  mml_push_tensor(L, mm_gather(mml_ctx(L), a, dim, index));
+  push_result(L, 3, mm_gather(mml_ctx(L), a, dim, index));
   return 1;
 }
 
@@ -175,11 +197,13 @@ static int scatter(lua_State *L, const char *fn, bool add, bool inplace) {
   if (inplace) {
     mml_check_status(L, add ? mm_scatter_add_(ctx, a, dim, index, src)
                             : mm_scatter_(ctx, a, dim, index, src, value));
+    free_temps(L, 4);
     lua_pushvalue(L, 1);
     return 1;
   }
-  mml_push_tensor(L, add ? mm_scatter_add(ctx, a, dim, index, src)
-                         : mm_scatter(ctx, a, dim, index, src, value));
+  push_result(L, 4,
+              add ? mm_scatter_add(ctx, a, dim, index, src)
+                  : mm_scatter(ctx, a, dim, index, src, value));
   return 1;
 }
 
@@ -199,10 +223,11 @@ static int masked_fill(lua_State *L, const char *fn, bool inplace) {
   mm_ctx *ctx = mml_ctx(L);
   if (inplace) {
     mml_check_status(L, mm_masked_fill_(ctx, a, mask, value));
+    free_temps(L, 3);
     lua_pushvalue(L, 1);
     return 1;
   }
-  mml_push_tensor(L, mm_masked_fill(ctx, a, mask, value));
+  push_result(L, 3, mm_masked_fill(ctx, a, mask, value));
   return 1;
 }
 
@@ -328,19 +353,22 @@ static mm_tensor *check_key(lua_State *L, mm_tensor *t, const char *fn) {
 }
 
 int mml_index_by_tensor(lua_State *L, mm_tensor *t) {
+  lua_settop(L, 2);
   mm_tensor *key = check_key(L, t, "index");
   mm_tensor *r = mm_index(mml_ctx(L), t, key);
   if (!r)
     core_error_as(L, "index");
-  mml_push_tensor(L, r);
+  push_result(L, 2, r);
   return 1;
 }
 
 int mml_newindex_by_tensor(lua_State *L, mm_tensor *t) {
+  lua_settop(L, 3);
   mm_tensor *key = check_key(L, t, "newindex");
   mm_tensor *value = check_value(L, 3, "newindex", t->dtype);
   if (mm_index_put_(mml_ctx(L), t, key, value) != 0)
     core_error_as(L, "newindex");
+  free_temps(L, 3);
   return 0;
 }
 

@@ -176,15 +176,22 @@ static void job_init(k_job *j, k_mode mode, const mm_tensor *data, int dim) {
     return;                                                                                        \
   } while (0)
 
-/* Every element of the run: i is the index, at the element it addresses in the view. */
+/* Every element of the run: i is the index, at the element it addresses in the view. An
+ * index out of range is noted and replaced by 0 (the loop has no early exit, so the
+ * compiler can vectorise it); callers then fail. Scatters check their indices before. */
 #define K_EACH(BODY)                                                                               \
-  for (int64_t k = 0; k < n; k++) {                                                                \
-    uint64_t i = (uint64_t) * (const int64_t *)(pi + k * si);                                      \
-    if (i >= j->size)                                                                              \
+  do {                                                                                             \
+    uint64_t size_ = j->size, bad_ = 0;                                                            \
+    for (int64_t k = 0; k < n; k++) {                                                              \
+      uint64_t i = (uint64_t) * (const int64_t *)(pi + k * si);                                    \
+      bad_ |= i >= size_;                                                                          \
+      i = i < size_ ? i : 0;                                                                       \
+      char *at = pd + k * sd + (int64_t)i * j->mult;                                               \
+      BODY;                                                                                        \
+    }                                                                                              \
+    if (bad_)                                                                                      \
       K_BAD();                                                                                     \
-    char *at = pd + k * sd + (int64_t)i * j->mult;                                                 \
-    BODY;                                                                                          \
-  }
+  } while (0)
 
 /* A run whose index does not move (index_select along an outer dim): one row copy. */
 static void copy_row(char *dst, int64_t ds, const char *src, int64_t ss, int64_t n, size_t es) {
@@ -240,6 +247,29 @@ static void k_kernel(char **p, const int64_t *s, int64_t n, void *arg) {
       copy_row(po, so, row, sd, n, j->es);
     else
       copy_row(row, sd, po, so, n, j->es);
+    return;
+  }
+  if (j->mode == K_GATHER && si == 8 && sd == 0 && so == (int64_t)j->es) {
+    /* a run along the indexed dim, everything contiguous: fixed strides */
+    const int64_t *ix = (const int64_t *)pi;
+    uint64_t size = j->size, bad = 0;
+    int64_t mult = j->mult;
+#define K_RUN(ES)                                                                                  \
+  for (int64_t k = 0; k < n; k++) {                                                                \
+    uint64_t i = (uint64_t)ix[k];                                                                  \
+    bad |= i >= size;                                                                              \
+    i = i < size ? i : 0;                                                                          \
+    memcpy(po + k * (ES), pd + (int64_t)i * mult, ES);                                             \
+  }
+    if (j->es == 4)
+      K_RUN(4)
+    else if (j->es == 8)
+      K_RUN(8)
+    else
+      K_RUN(1)
+#undef K_RUN
+    if (bad)
+      K_BAD();
     return;
   }
   if (j->mode == K_GATHER) {
@@ -359,11 +389,17 @@ static void rows_chunk(int64_t begin, int64_t end, void *arg) {
   }
 }
 
-/* -1 if an index was out of range */
-static int index_select_rows(const mm_tensor *a, int dim, const mm_tensor *index, mm_tensor *out) {
-  int64_t inner = 1, n = mm_numel(index);
+/* The elements per row: 1 when dim is the last (the iterator's runs along it are faster). */
+static int64_t row_elements(const mm_tensor *a, int dim) {
+  int64_t inner = 1;
   for (int d = dim + 1; d < a->ndim; d++)
     inner *= a->shape[d];
+  return inner;
+}
+
+/* -1 if an index was out of range */
+static int index_select_rows(const mm_tensor *a, int dim, const mm_tensor *index, mm_tensor *out) {
+  int64_t inner = row_elements(a, dim), n = mm_numel(index);
   size_t row = (size_t)inner * mm_dtype_size(a->dtype);
   int64_t size = dim_size(a, dim), rows = n == 0 ? 0 : mm_numel(out) / inner;
   if (rows == 0)
@@ -380,7 +416,7 @@ static int index_select_rows(const mm_tensor *a, int dim, const mm_tensor *index
 static int index_select_run(mm_ctx *ctx, const char *op, k_mode mode, mm_tensor *data, int dim,
                             const mm_tensor *index, mm_tensor *other) {
   if (mode == K_GATHER && mm_is_contiguous(data) && mm_is_contiguous(index) &&
-      mm_numel(other) > 0) {
+      mm_numel(other) > 0 && row_elements(data, dim) > 1) {
     if (index_select_rows(data, dim, index, other) == 0)
       return 0;
     return check_range(ctx, op, index, dim_size(data, dim), dim);
@@ -1563,17 +1599,17 @@ static void norm_kernel(char **p, const int64_t *s, int64_t n, void *arg) {
       v = *(const int64_t *)x;
     } else {
       double f = j->dt == MM_FLOAT32 ? *(const float *)x : *(const double *)x;
-      if (f != floor(f) || isinf(f)) { /* NaN too */
-        j->error = 2;
-        j->bad_f = f;
-        return;
-      }
-      if (!(f >= -9.2e18 && f <= 9.2e18)) {
-        j->error = 1;
+      if (!(f >= -9.2e18 && f <= 9.2e18)) { /* NaN and infinities are not whole numbers */
+        j->error = isnan(f) || isinf(f) ? 2 : 1;
         j->bad_f = f;
         return;
       }
       v = (int64_t)f;
+      if ((double)v != f) {
+        j->error = 2;
+        j->bad_f = f;
+        return;
+      }
     }
     /* unsigned: INT64_MIN - 1 wraps to a large value, out of range */
     int64_t z = j->negative && v < 0 ? v + j->size : (int64_t)((uint64_t)v - (uint64_t)j->base);
