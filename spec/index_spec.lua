@@ -819,6 +819,17 @@ describe("large inputs", function()
     end
   end)
 
+  it("converted indices are freed at once, not at the next collection", function()
+    local x = ml.zeros(1000, 100)
+    local idx = ml.ones(1000, 100) -- float32: converted to a 0-based int64 copy
+    collectgarbage()
+    local before = ml.memory_stats().live_bytes
+    local r = x:gather(2, idx)
+    local grown = ml.memory_stats().live_bytes - before
+    assert.is_true(grown >= r:numel() * 4)
+    assert.is_true(grown < r:numel() * 4 + 1000 * 100 * 8 / 2, "the int64 copy is still alive")
+  end)
+
   it("masked ops and where on large inputs", function()
     local x = ml.randn(700, 1000)
     local m = x:gt(0)
