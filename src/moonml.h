@@ -389,6 +389,48 @@ MM_API mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a
 MM_API mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 MM_API mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 
+/* ---------------------------------------------------------------- indexing */
+
+/* Index tensors are int64 counting from 0; every index is checked against its dimension.
+ * mm_index_normalize turns what a user gave (int64, or float32/float64 holding whole
+ * numbers, counting from `base`; negative from the end if allow_negative) into such a
+ * tensor (new, contiguous, same shape); `dim` only names the dimension in its messages. */
+MM_API mm_tensor *mm_index_normalize(mm_ctx *ctx, const char *op, const mm_tensor *index,
+                                     int64_t size, int dim, int base, bool allow_negative);
+/* index: 1-D or 0-d; the result has a's shape with dim's size numel(index) */
+MM_API mm_tensor *mm_index_select(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.gather: index has a's number of dims; the result has index's shape */
+MM_API mm_tensor *mm_gather(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.scatter: src's elements (src a tensor of a's dtype), or the 0-d tensor value (src
+ * NULL; converted to a's dtype, no gradient), written where index points along dim. */
+MM_API mm_tensor *mm_scatter(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                             const mm_tensor *src, const mm_tensor *value);
+MM_API int mm_scatter_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                       const mm_tensor *src, const mm_tensor *value);
+MM_API mm_tensor *mm_scatter_add(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                                 const mm_tensor *src);
+MM_API int mm_scatter_add_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                           const mm_tensor *src);
+/* mask: bool, broadcast with a (in place: to a's shape); value: a 0-d tensor */
+MM_API mm_tensor *mm_masked_fill(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask,
+                                 const mm_tensor *value);
+MM_API int mm_masked_fill_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *mask,
+                           const mm_tensor *value);
+/* the elements of a where mask (both broadcast) is true, as a 1-D tensor */
+MM_API mm_tensor *mm_masked_select(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask);
+/* cond ? x : y, the three broadcast; x or y NULL means the scalar xs / ys, promoted as
+ * PyTorch's wrapped numbers (two scalars give int64, or float32 if either is fractional). */
+MM_API mm_tensor *mm_where(mm_ctx *ctx, const mm_tensor *cond, const mm_tensor *x, mm_scalar xs,
+                           const mm_tensor *y, mm_scalar ys);
+/* positions of the nonzero elements (NaN counts): N x ndim int64, 0-based, row-major order */
+MM_API mm_tensor *mm_nonzero(mm_ctx *ctx, const mm_tensor *a);
+/* a[key]: a bool key whose shape equals a's leading dims picks the true positions (shape
+ * [count, rest of a]); an int64 key picks along dim 0 (shape key's + rest of a). */
+MM_API mm_tensor *mm_index(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *key);
+/* a[key] = value: value broadcast to a[key]'s shape and converted to a's dtype; with
+ * repeated indices the last write wins. */
+MM_API int mm_index_put_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *key, const mm_tensor *value);
+
 /* ---------------------------------------------------------------- linear algebra */
 
 /* PyTorch's torch.matmul rules for 1-D, 2-D and batched (broadcast) operands. */
