@@ -463,7 +463,7 @@ int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, i
   int n = na > nb ? na : nb;
   if (n > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: at most %d dimensions are supported", op, MM_MAX_DIMS);
-  int64_t shape[MM_MAX_DIMS]; /* out may be sa or sb: fill a copy first */
+  int64_t shape[MM_MAX_DIMS] = {0}; /* out may be sa or sb: fill a copy first */
   for (int i = 0; i < n; i++) {
     int ia = na - n + i, ib = nb - n + i;
     int64_t x = ia >= 0 ? sa[ia] : 1, y = ib >= 0 ? sb[ib] : 1;
