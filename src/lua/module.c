@@ -222,6 +222,9 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_linalg(L, &st);
   mml_open_rec(L, &st);
   mml_open_autograd(L, &st);
+  mml_open_join(L, &st);
+  mml_open_sort(L, &st);
+  mml_open_stats(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
