@@ -41,41 +41,46 @@ static bool packs(mm_dtype dt, int64_t R) {
   return (dt == MM_FLOAT32 || dt == MM_BOOL) && R <= (int64_t)UINT32_MAX;
 }
 
-/* row of R elements -> a[] (flip: descending / largest first) */
+/* element i of a row as packed / pair; m flips the key (descending / largest first) */
+static inline uint64_t packed_at(const void *row, mm_dtype dt, int64_t i, uint32_t m) {
+  uint32_t k = dt == MM_FLOAT32 ? key_f32(((const float *)row)[i])
+                                : (uint32_t)(((const uint8_t *)row)[i] != 0);
+  return (uint64_t)(k ^ m) << 32 | (uint64_t)i;
+}
+
+static inline pair pair_at(const void *row, mm_dtype dt, int64_t i, uint64_t m) {
+  uint64_t k;
+  switch (dt) {
+  case MM_FLOAT64:
+    k = key_f64(((const double *)row)[i]);
+    break;
+  case MM_INT64:
+    k = (uint64_t)((const int64_t *)row)[i] ^ ((uint64_t)1 << 63);
+    break;
+  case MM_FLOAT32:
+    k = key_f32(((const float *)row)[i]);
+    break;
+  default:
+    k = ((const uint8_t *)row)[i] != 0;
+    break;
+  }
+  return (pair){k ^ m, (uint64_t)i};
+}
+
 static void build_packed(const void *row, mm_dtype dt, int64_t R, bool flip, uint64_t *a) {
   uint32_t m = flip ? 0xFFFFFFFFu : 0;
-  if (dt == MM_FLOAT32) {
-    const float *x = row;
+  if (dt == MM_FLOAT32)
     for (int64_t i = 0; i < R; i++)
-      a[i] = (uint64_t)(key_f32(x[i]) ^ m) << 32 | (uint64_t)i;
-  } else {
-    const uint8_t *x = row;
+      a[i] = packed_at(row, MM_FLOAT32, i, m);
+  else
     for (int64_t i = 0; i < R; i++)
-      a[i] = (uint64_t)((uint32_t)(x[i] != 0) ^ m) << 32 | (uint64_t)i;
-  }
+      a[i] = packed_at(row, MM_BOOL, i, m);
 }
 
 static void build_pairs(const void *row, mm_dtype dt, int64_t R, bool flip, pair *a) {
   uint64_t m = flip ? ~(uint64_t)0 : 0;
-  const uint64_t top = (uint64_t)1 << 63;
-  for (int64_t i = 0; i < R; i++) {
-    uint64_t k;
-    switch (dt) {
-    case MM_FLOAT64:
-      k = key_f64(((const double *)row)[i]);
-      break;
-    case MM_INT64:
-      k = (uint64_t)((const int64_t *)row)[i] ^ top;
-      break;
-    case MM_FLOAT32:
-      k = key_f32(((const float *)row)[i]);
-      break;
-    default:
-      k = ((const uint8_t *)row)[i] != 0;
-      break;
-    }
-    a[i] = (pair){k ^ m, (uint64_t)i};
-  }
+  for (int64_t i = 0; i < R; i++)
+    a[i] = pair_at(row, dt, i, m);
 }
 
 static inline uint64_t pos_of_packed(uint64_t e) { return e & 0xFFFFFFFFu; }
@@ -193,6 +198,34 @@ static inline uint64_t pos_of_packed(uint64_t e) { return e & 0xFFFFFFFFu; }
 
 DEFINE_SORTS(packed, uint64_t, LT_PACKED)
 DEFINE_SORTS(pair, pair, LT_PAIR)
+
+/* The k smallest of a row into a[0..k) without building the whole row: a max-heap of the
+ * best so far, which most elements of a long row fail to enter. When too many do (a row
+ * running towards the wanted end), gives up and returns false: quickselect does better. */
+#define DEFINE_HEAP_SELECT(NAME, T, LT, AT, MT)                                                    \
+  static bool heap_select_##NAME(const void *row, mm_dtype dt, int64_t R, int64_t k, MT m, T *a) { \
+    for (int64_t i = 0; i < k; i++)                                                                \
+      a[i] = AT(row, dt, i, m);                                                                    \
+    for (int64_t i = k / 2 - 1; i >= 0; i--)                                                       \
+      sift_##NAME(a, k, i);                                                                        \
+    int64_t budget = R / 16 + 4 * k;                                                               \
+    for (int64_t i = k; i < R; i++) {                                                              \
+      T e = AT(row, dt, i, m);                                                                     \
+      if (LT(e, a[0])) {                                                                           \
+        if (--budget < 0)                                                                          \
+          return false;                                                                            \
+        a[0] = e;                                                                                  \
+        sift_##NAME(a, k, 0);                                                                      \
+      }                                                                                            \
+    }                                                                                              \
+    return true;                                                                                   \
+  }
+
+DEFINE_HEAP_SELECT(packed, uint64_t, LT_PACKED, packed_at, uint32_t)
+DEFINE_HEAP_SELECT(pair, pair, LT_PAIR, pair_at, uint64_t)
+
+/* topk takes the heap when k is this small a part of the row */
+#define HEAP_FRACTION 16
 
 /* ------------------------------------------------------------------ radix sorts */
 
@@ -321,7 +354,24 @@ static void sort_rows(int64_t r0, int64_t r1, void *arg) {
     const char *row = (const char *)mm_data(x) + r * R * (int64_t)es;
     char *vo = job->values + r * k * (int64_t)es;
     int64_t *po = job->pos + r * k;
-    if (packed) {
+    bool heap = job->topk && k * HEAP_FRACTION <= R;
+    if (heap && packed)
+      heap = heap_select_packed(row, dt, R, k, job->flip ? 0xFFFFFFFFu : 0, s.a);
+    else if (heap)
+      heap = heap_select_pair(row, dt, R, k, job->flip ? ~(uint64_t)0 : 0, s.a);
+    if (packed && heap) {
+      uint64_t *o = s.a;
+      if (job->sorted)
+        introsort_packed(o, k);
+      for (int64_t j = 0; j < k; j++)
+        po[j] = (int64_t)pos_of_packed(o[j]);
+    } else if (heap) {
+      pair *o = s.a;
+      if (job->sorted)
+        introsort_pair(o, k);
+      for (int64_t j = 0; j < k; j++)
+        po[j] = (int64_t)o[j].pos;
+    } else if (packed) {
       build_packed(row, dt, R, job->flip, s.a);
       const uint64_t *o = order_packed(job, &s, R);
       for (int64_t j = 0; j < k; j++)
