@@ -317,7 +317,8 @@ MM_API mm_tensor *mm_cumprod(mm_ctx *ctx, const mm_tensor *a, int dim);
 MM_API mm_tensor *mm_sort(mm_ctx *ctx, const mm_tensor *a, int dim, bool descending,
                           mm_tensor **indices);
 /* The k largest (or smallest) along dim, best first when sorted (otherwise in no set
- * order); among equal values the earlier position comes first. 0 <= k <= size. */
+ * order); among equal values the earlier position comes first. 0 <= k <= size; not for
+ * bool tensors (PyTorch refuses them too). */
 MM_API mm_tensor *mm_topk(mm_ctx *ctx, const mm_tensor *a, int64_t k, int dim, bool largest,
                           bool sorted, mm_tensor **indices);
 /* The distinct values of a (all elements), ascending; each NaN is distinct and they come

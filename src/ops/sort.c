@@ -464,6 +464,11 @@ static mm_tensor *sort_impl(mm_ctx *ctx, const char *name, const mm_tensor *a, i
   }
   if (mm_check_dim0(ctx, name, dim, a->ndim) != 0)
     return NULL;
+  if (topk && a->dtype == MM_BOOL) {
+    mm_fail(ctx, "moonml.topk: not defined for bool tensors (as in PyTorch); convert with "
+                 ":long() first");
+    return NULL;
+  }
   int64_t R = a->ndim > 0 ? a->shape[dim] : 1;
   if (!topk)
     k = R;
