@@ -20,9 +20,10 @@ static const mm_tensor **check_list(lua_State *L, int idx, const char *fn, int64
     if (!b)
       mml_error(L, "moonml.%s: element %d of the list is a %s, not a tensor", fn, (int)k,
                 mml_typename(L, -1));
-    if (!b->t)
+    else if (!b->t)
       mml_error(L, "moonml.%s: element %d of the list is a closed tensor", fn, (int)k);
-    ts[k - 1] = b->t;
+    else
+      ts[k - 1] = b->t;
     lua_pop(L, 1);
   }
   *n = (int64_t)len;

@@ -54,6 +54,8 @@ static double sgn(double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : v); } /* NaN 
     }                                                                                              \
     case MM_STAT_NORM: {                                                                           \
       double p = param, acc = 0;                                                                   \
+      if (R == 0) /* whatever p, as PyTorch */                                                     \
+        return 0;                                                                                  \
       if (p == 2) {                                                                                \
         for (int64_t i = 0; i < R; i++)                                                            \
           acc += (double)x[i] * x[i];                                                              \
@@ -64,9 +66,7 @@ static double sgn(double v) { return v > 0 ? 1.0 : (v < 0 ? -1.0 : v); } /* NaN 
           acc += fabs((double)x[i]);                                                               \
         return acc;                                                                                \
       }                                                                                            \
-      if (isinf(p)) { /* largest / smallest |x|; NaN wins; 0 for no elements */                    \
-        if (R == 0)                                                                                \
-          return 0;                                                                                \
+      if (isinf(p)) { /* largest / smallest |x|; NaN wins */                                       \
         acc = fabs((double)x[0]);                                                                  \
         for (int64_t i = 1; i < R && acc == acc; i++) {                                            \
           double a = fabs((double)x[i]);                                                           \
@@ -209,8 +209,10 @@ static void grad_rows(int64_t r0, int64_t r1, void *arg) {
       for (int64_t k = 0; k < R; k++)
         s += load(x, base + k);
       double mean = s / (double)R, dof = (double)R - job->param;
-      /* var: 2 (x - mean) / dof; std: the same over 2 std, as PyTorch (NaN where std is 0) */
-      double scale = job->op == MM_STAT_VAR ? 2 * g / dof : (g / (2 * o)) * 2 / dof;
+      /* var: 2 (x - mean) / dof; std: the same over 2 std, 0 where std is 0 (PyTorch) */
+      double scale = 2 * g / dof;
+      if (job->op == MM_STAT_STD)
+        scale = o == 0 ? 0 : scale / (2 * o);
       for (int64_t k = 0; k < R; k++)
         store(job->gin, base + k, scale * (load(x, base + k) - mean));
       break;
