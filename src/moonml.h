@@ -430,6 +430,69 @@ MM_API mm_tensor *mm_index(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *key
 /* a[key] = value: value broadcast to a[key]'s shape and converted to a's dtype; with
  * repeated indices the last write wins. */
 MM_API int mm_index_put_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *key, const mm_tensor *value);
+/* ---------------------------------------------------------------- more reductions, scans */
+
+typedef enum mm_stat_op {
+  MM_STAT_PROD = 0, /* int64 and bool give int64 (wrapping around on overflow) */
+  MM_STAT_VAR,      /* var, std and norm need a floating-point tensor */
+  MM_STAT_STD,
+  MM_STAT_NORM,
+  MM_STAT_LOGSUMEXP, /* int64 and bool give float32 */
+  MM_STAT_OP_COUNT
+} mm_stat_op;
+
+/* param: the correction of VAR / STD (1 for the unbiased estimate: sum of squared
+ * deviations over max(0, n - correction)); p of NORM (any number but NaN; INFINITY and
+ * -INFINITY for the largest / smallest |x|, 0 counts nonzeros); unused otherwise.
+ * Over all elements (a 0-d result) or along one dim. */
+MM_API mm_tensor *mm_stat_all(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, double param);
+MM_API mm_tensor *mm_stat_dim(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, int dim, bool keepdim,
+                              double param);
+/* Running sum / product along dim; bool gives int64. */
+MM_API mm_tensor *mm_cumsum(mm_ctx *ctx, const mm_tensor *a, int dim);
+MM_API mm_tensor *mm_cumprod(mm_ctx *ctx, const mm_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- sorting */
+
+/* Stable sort along dim: equal values keep their order; NaN counts as larger than every
+ * number (last ascending, first descending); -0 equals +0. *indices (if not NULL)
+ * receives the 0-based int64 positions the values came from. */
+MM_API mm_tensor *mm_sort(mm_ctx *ctx, const mm_tensor *a, int dim, bool descending,
+                          mm_tensor **indices);
+/* The k largest (or smallest) along dim, best first when sorted (otherwise in no set
+ * order); among equal values the earlier position comes first. 0 <= k <= size; not for
+ * bool tensors (PyTorch refuses them too). */
+MM_API mm_tensor *mm_topk(mm_ctx *ctx, const mm_tensor *a, int64_t k, int dim, bool largest,
+                          bool sorted, mm_tensor **indices);
+/* The distinct values of a (all elements), ascending; each NaN is distinct and they come
+ * last. inverse (a's shape) and counts, if not NULL, receive int64 tensors: the 0-based
+ * position in the result of each element, and how often each value occurs. */
+MM_API mm_tensor *mm_unique(mm_ctx *ctx, const mm_tensor *a, mm_tensor **inverse,
+                            mm_tensor **counts);
+
+/* ---------------------------------------------------------------- joining and splitting */
+
+/* Joins n >= 1 tensors along dim (cat: an existing one, sizes equal elsewhere; stack: a new
+ * one, shapes equal). The dtype is promoted over all of them; cat skips 1-D empty tensors
+ * whatever their shape elsewhere, as PyTorch does. */
+MM_API mm_tensor *mm_cat(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+MM_API mm_tensor *mm_stack(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+/* Consecutive views along dim: pieces of `size` (the last may be smaller), pieces of the
+ * given sizes (they must add up to the size of dim), or `chunks` pieces of equal size but
+ * the last (fewer when the size does not allow that many). They return a malloc'd array of
+ * new references (their number in *count) for mm_release_list, or NULL on error. */
+MM_API mm_tensor **mm_split(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t size, int64_t *count);
+MM_API mm_tensor **mm_split_sizes(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t n,
+                                  const int64_t *sizes);
+MM_API mm_tensor **mm_chunk(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t chunks,
+                            int64_t *count);
+MM_API void mm_release_list(mm_tensor **ts, int64_t n); /* releases each, frees the array */
+/* The tensor repeated reps[d] times along each dim. repeat (torch.Tensor.repeat) needs
+ * n >= ndim; tile (torch.tile) also takes fewer, padding them with 1s in front. */
+MM_API mm_tensor *mm_repeat(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+MM_API mm_tensor *mm_tile(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+/* A copy with the order of elements reversed along each of the n dims. */
+MM_API mm_tensor *mm_flip(mm_ctx *ctx, const mm_tensor *t, int n, const int *dims);
 
 /* ---------------------------------------------------------------- linear algebra */
 

@@ -227,6 +227,9 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_random(L, &st);
   mml_open_bytes(L, &st);
   mml_open_index(L, &st);
+  mml_open_join(L, &st);
+  mml_open_sort(L, &st);
+  mml_open_stats(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
