@@ -223,6 +223,8 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_rec(L, &st);
   mml_open_autograd(L, &st);
   mml_open_optim(L, &st);
+  mml_open_io(L, &st);
+  mml_open_clock(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
