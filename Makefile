@@ -52,7 +52,7 @@ PREFIX      ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
+DEB_PACKAGES := dataset-fashion-mnist lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
 .PHONY: all rebuild deps test test-all test-c demo bench bench-rec lint format rock install clean

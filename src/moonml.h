@@ -544,6 +544,14 @@ typedef struct mm_adagrad_opts {
 MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
                            mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
 
+/* ---------------------------------------------------------------- files: IDX */
+
+/* Reads an IDX file (the MNIST format), gzip-compressed or plain, into a tensor of the
+ * stored shape converted to dtype (float32 or float64 keep the values; int64 needs an
+ * integer element type). Every size is checked against the file: a truncated, oversized
+ * or malformed file is an error naming the path. */
+MM_API mm_tensor *mm_read_idx(mm_ctx *ctx, const char *path, mm_dtype dtype);
+
 #ifdef __cplusplus
 }
 #endif

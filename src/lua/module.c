@@ -230,6 +230,8 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_join(L, &st);
   mml_open_sort(L, &st);
   mml_open_stats(L, &st);
+  mml_open_io(L, &st);
+  mml_open_clock(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
