@@ -5,6 +5,8 @@ local nn = {}
 nn.Module = require("moonml.nn.module")
 nn.Sequential = require("moonml.nn.sequential")
 nn.Linear = require("moonml.nn.linear")
+nn.Embedding = require("moonml.nn.embedding")
+nn.MultiheadAttention = require("moonml.nn.attention")
 nn.functional = require("moonml.nn.functional")
 nn.init = require("moonml.nn.initializers")
 
