@@ -579,6 +579,8 @@ end
 -- `vmin`/`vmax` (the colour scale's ends; default the data's), `cell` (cell size in pixels;
 -- default fits the numbers and labels), `colorbar` (true), `path` (also save the PNG there)
 -- @return a 3 x H x W float32 tensor
+-- @return where the cells are: `{x =, y =, cell =, colorbar_x =}`, 0-based pixel offsets of
+-- the top-left corner of cell (1, 1) and of the colour bar, and the cell size
 function plot.heatmap(m, opts)
   opts = check_opts(opts, HEATMAP_OPTS, "heatmap")
   local rows = matrix_rows(m)
@@ -666,7 +668,7 @@ function plot.heatmap(m, opts)
     width = bar_x + bar_w + 7 + lw + pad
   end
   if opts.title then
-    width = math.max(width, gx0 + text_width(opts.title, 2) + pad)
+    width = math.max(width, text_width(opts.title, 2) + 2 * pad)
   end
   local height = math.max(bottom_y, gy0 + gh + pad)
   if width > 8192 or height > 8192 then
@@ -696,7 +698,10 @@ function plot.heatmap(m, opts)
     end
   end
   if opts.title then
-    put_text(canvas, opts.title, gx0 + gw // 2, pad, { scale = 2, align = "center" })
+    -- centred over the cells when it fits there, else kept inside the picture
+    local half = text_width(opts.title, 2) // 2
+    local cx = math.max(pad + half, math.min(gx0 + gw // 2, width - pad - half))
+    put_text(canvas, opts.title, cx, pad, { scale = 2, align = "center" })
   end
   if opts.xlabel then
     put_text(canvas, opts.xlabel, gx0 + gw // 2, gy0 + gh + 6 + col_h + 8, { align = "center" })
@@ -719,7 +724,7 @@ function plot.heatmap(m, opts)
   if opts.path then
     ml.image.save(canvas, opts.path)
   end
-  return canvas
+  return canvas, { x = gx0, y = gy0, cell = cell, colorbar_x = show_bar and bar_x or nil }
 end
 
 return plot

@@ -112,7 +112,7 @@ static const char *const font[95][MM_FONT_HEIGHT] = {
 };
 
 /* The canvas must be a float32, contiguous C x H x W tensor with C in 1..4 that no gradient
- * flows through; its data goes to *px. */
+ * flows through; its data goes to *px. Each successful draw bumps its version (in place). */
 static int check_canvas(mm_ctx *ctx, const char *op, mm_tensor *canvas, float **px) {
   if (canvas->dtype != MM_FLOAT32 || canvas->ndim != 3 || canvas->shape[0] < 1 ||
       canvas->shape[0] > 4 || !mm_is_contiguous(canvas))
@@ -123,7 +123,6 @@ static int check_canvas(mm_ctx *ctx, const char *op, mm_tensor *canvas, float **
   if (canvas->requires_grad || canvas->grad_fn)
     return mm_fail(ctx, "moonml.%s: cannot draw on a tensor that is part of a gradient graph", op);
   *px = mm_data(canvas);
-  mm_bump_version(canvas);
   return 0;
 }
 
@@ -150,6 +149,7 @@ int mm_draw_rect(mm_ctx *ctx, mm_tensor *canvas, int64_t x0, int64_t y0, int64_t
     for (int64_t i = y0; i < y1; i++)
       for (int64_t j = x0; j < x1; j++)
         px[c * plane + i * w + j] = color[c];
+  mm_bump_version(canvas);
   return 0;
 }
 
@@ -231,6 +231,7 @@ int mm_draw_polyline(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n
       if (cov[i * w + j] > 0)
         blend(px, plane, i * w + j, nc, color, cov[i * w + j]);
   free(cov);
+  mm_bump_version(canvas);
   return 0;
 }
 
@@ -257,6 +258,7 @@ int mm_draw_markers(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n,
           blend(px, plane, i * w + j, nc, color, c);
       }
   }
+  mm_bump_version(canvas);
   return 0;
 }
 
@@ -270,6 +272,9 @@ int mm_draw_text(mm_ctx *ctx, mm_tensor *canvas, const char *text, int64_t x, in
   int64_t h = canvas->shape[1], w = canvas->shape[2], plane = h * w;
   int nc = (int)canvas->shape[0];
   int64_t len = (int64_t)strlen(text), run = len * MM_FONT_ADVANCE * scale;
+  const int64_t far = (int64_t)1 << 40; /* beyond it nothing shows (and sums cannot overflow) */
+  if (x < -far || x > far || y < -far || y > far)
+    return 0;
   for (int64_t k = 0; k < len; k++) {
     unsigned char ch = (unsigned char)text[k];
     const char *const *g = font[ch >= 32 && ch < 127 ? ch - 32 : '?' - 32];
@@ -290,5 +295,6 @@ int mm_draw_text(mm_ctx *ctx, mm_tensor *canvas, const char *text, int64_t x, in
           }
       }
   }
+  mm_bump_version(canvas);
   return 0;
 }
