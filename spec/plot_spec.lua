@@ -298,3 +298,28 @@ describe("ml.plot.heatmap", function()
     h.assert_error(e, "cell", ml.plot.heatmap, cm, { cell = 2 })
   end)
 end)
+
+describe("examples/plots.lua", function()
+  it("writes the loss curve and the confusion matrix", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir " .. dir))
+    local cmd = "LUA_PATH_5_4='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH_5_4='./build/?.so;;' "
+      .. "lua5.4 examples/plots.lua " .. dir .. " > " .. dir .. "/out.txt 2>&1"
+    local ok = os.execute(cmd)
+    local f = io.open(dir .. "/out.txt")
+    local text = f and f:read("a") or ""
+    if f then
+      f:close()
+    end
+    assert.is_true(ok == true, text)
+    local loss = ml.image.load(dir .. "/loss.png")
+    assert.are.same({ 3, 400, 640 }, loss:shape())
+    assert.is_true(not_white(loss) > 5000)
+    local cm = ml.image.load(dir .. "/confusion.png")
+    assert.are.equal(3, cm:size(1))
+    assert.is_true(not_white(cm) > 5000)
+    assert.is_truthy(text:find("test accuracy", 1, true))
+    os.execute("rm -rf " .. dir)
+  end)
+end)

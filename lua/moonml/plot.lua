@@ -9,7 +9,8 @@
 --
 -- Figures are drawn into a 3 x H x W float32 tensor (fig:render()) by the C primitives of
 -- core._image (anti-aliased lines and markers, rectangles, a 5 x 9 bitmap font) and saved
--- with ml.image.save.
+-- with ml.image.save. Series without a colour take the next of `plot.palette` (matplotlib's
+-- "tab10" colours, a Lua array of {r, g, b}).
 -- @module moonml.plot
 local ml = require("moonml")
 local core = require("moonml.core")
@@ -26,7 +27,7 @@ end
 
 -- ------------------------------------------------------------------ colours
 
---- The colours given to series in turn (matplotlib's "tab10").
+-- The colours given to series in turn (matplotlib's "tab10"), as plot.palette.
 plot.palette = {
   { 0.122, 0.467, 0.706 }, { 1.000, 0.498, 0.055 }, { 0.173, 0.627, 0.173 },
   { 0.839, 0.153, 0.157 }, { 0.580, 0.404, 0.741 }, { 0.549, 0.337, 0.294 },
@@ -256,31 +257,38 @@ function plot.figure(opts)
   return fig
 end
 
---- Sets the title. @string s
+--- Sets the title.
+-- @string s
 function Figure:title(s)
   self.title_text = check_string(s, "title", "the title")
   return self
 end
 
---- Sets the x-axis label. @string s
+--- Sets the x-axis label.
+-- @string s
 function Figure:xlabel(s)
   self.xlabel_text = check_string(s, "xlabel", "the label")
   return self
 end
 
---- Sets the y-axis label (drawn upwards along the axis). @string s
+--- Sets the y-axis label (drawn upwards along the axis).
+-- @string s
 function Figure:ylabel(s)
   self.ylabel_text = check_string(s, "ylabel", "the label")
   return self
 end
 
---- Fixes the x range. @number lo @number hi
+--- Fixes the x range.
+-- @number lo
+-- @number hi
 function Figure:xlim(lo, hi)
   self.xlim_v = check_limits({ lo, hi }, "xlim", "the range")
   return self
 end
 
---- Fixes the y range. @number lo @number hi
+--- Fixes the y range.
+-- @number lo
+-- @number hi
 function Figure:ylim(lo, hi)
   self.ylim_v = check_limits({ lo, hi }, "ylim", "the range")
   return self
@@ -341,6 +349,8 @@ function Figure:line(xs, ys, opts)
 end
 
 --- Adds a dot at every point (xs[i], ys[i]).
+-- @param xs table or 1-D tensor
+-- @param ys table or 1-D tensor
 -- @tab[opt] opts `label`, `color`, `size` (the dots' radius, 3 pixels)
 function Figure:scatter(xs, ys, opts)
   return add_series(self, "scatter", "scatter", xs, ys, opts)
@@ -367,7 +377,10 @@ local function data_range(series, key)
   return lo - pad, hi + pad
 end
 
--- Where everything goes: the plot area (x0, y0, pw, ph in pixels), ranges and ticks.
+--- Where everything goes, for the figure as it is now.
+-- @return a table: `x0`, `y0` (0-based pixel offsets of the plot area's top-left corner),
+-- `pw`, `ph` (its size), `xmin`, `xmax`, `ymin`, `ymax` (the data ranges shown), `xticks`,
+-- `yticks` (tick values) and `xlabels`, `ylabels` (their text)
 function Figure:layout()
   local L = {}
   local W, H = self.width, self.height
@@ -622,8 +635,10 @@ function plot.heatmap(m, opts)
     texts[i] = {}
     for j, v in ipairs(r) do
       local s
-      if not finite(v) then
-        s = tostring(v)
+      if v ~= v then
+        s = "nan"
+      elseif not finite(v) then
+        s = v > 0 and "inf" or "-inf"
       elseif fmt == "%d" then
         s = string.format("%d", math.floor(v))
       else
