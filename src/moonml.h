@@ -506,6 +506,35 @@ MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
                            double beta, double alpha);
 
+/* ---------------------------------------------------------------- images */
+/* src/io/png.c. Load: any PNG (gray, gray + alpha, RGB, RGBA, palette; 1 to 16 bits;
+ * interlaced) as float32 C x H x W in [0, 1], C = 1, 2, 3 or 4 (palette -> RGB, tRNS -> an
+ * alpha channel; samples / 255 or / 65535). Save: a float H x W (gray) or C x H x W tensor
+ * (C = 1..4), values clamped to [0, 1] and rounded to bit_depth 8 or 16 bits (NaN is an
+ * error), written to a temporary file beside path and renamed over it. */
+MM_API mm_tensor *mm_png_load(mm_ctx *ctx, const char *path);
+MM_API int mm_png_save(mm_ctx *ctx, const mm_tensor *t, const char *path, int bit_depth);
+
+/* src/io/draw.c: drawing in place on a contiguous float32 C x H x W canvas (C = 1..4); color
+ * holds C values. Pixel (row i, column j) covers [j, j+1) x [i, i+1). */
+#define MM_FONT_WIDTH 5   /* glyph columns */
+#define MM_FONT_HEIGHT 9  /* glyph rows: 7 above the baseline, 2 for descenders */
+#define MM_FONT_ADVANCE 6 /* columns from one character to the next */
+/* Fills columns x0..x1-1 of rows y0..y1-1 (clipped to the canvas). */
+MM_API int mm_draw_rect(mm_ctx *ctx, mm_tensor *canvas, int64_t x0, int64_t y0, int64_t x1,
+                        int64_t y1, const float *color);
+/* An anti-aliased line of the given width through n points xy[2k], xy[2k+1]; a non-finite
+ * point breaks the line. */
+MM_API int mm_draw_polyline(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n,
+                            double width, const float *color);
+/* n anti-aliased discs of the given radius centred on the points xy. */
+MM_API int mm_draw_markers(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n,
+                           double radius, const float *color);
+/* ASCII text (other bytes draw as '?') with its top-left corner at (x, y), each font pixel
+ * scale x scale; vertical text reads upwards, (x, y) the top-left of its bounding box. */
+MM_API int mm_draw_text(mm_ctx *ctx, mm_tensor *canvas, const char *text, int64_t x, int64_t y,
+                        int scale, bool vertical, const float *color);
+
 /* ---------------------------------------------------------------- optimizers */
 
 /* Fused parameter updates with PyTorch 1.13's formulas. Every tensor of one call has the

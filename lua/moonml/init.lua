@@ -38,6 +38,9 @@ export_methods()
 package.loaded["moonml"] = ml
 local subpackages = { nn = "moonml.nn", rec = "moonml.rec", optim = "moonml.optim",
   data = "moonml.data" }
+subpackages.image = "moonml.image"
+subpackages.plot = "moonml.plot"
+subpackages.progress = "moonml.progress"
 setmetatable(ml, {
   __index = function(t, key)
     local name = subpackages[key]
