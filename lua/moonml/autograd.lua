@@ -51,6 +51,14 @@ return function(ml, core)
     return positions
   end
 
+  -- t:set(i, j, ..., v) with the indices in pos (table.unpack(pos), v would pass only
+  -- the first index)
+  local function set_at(t, pos, v)
+    local args = { table.unpack(pos) }
+    args[#args + 1] = v
+    t:set(table.unpack(args))
+  end
+
   local function output_of(fn, inputs)
     local y = fn(table.unpack(inputs))
     if not ml.is_tensor(y) then
@@ -87,7 +95,7 @@ return function(ml, core)
       end
       local y = output_of(fn, inputs)
       local onehot = ml.zeros_like(y)
-      onehot:set(table.unpack(q), 1)
+      set_at(onehot, q, 1)
       y:backward(onehot)
       analytic[j] = {}
       for _, k in ipairs(checked) do
@@ -103,11 +111,11 @@ return function(ml, core)
       for _, p in ipairs(flat_positions(x)) do
         local numeric = ml.no_grad(function()
           local old = x:get(table.unpack(p))
-          x:set(table.unpack(p), old + eps)
+          set_at(x, p, old + eps)
           local plus = output_of(fn, inputs):clone()
-          x:set(table.unpack(p), old - eps)
+          set_at(x, p, old - eps)
           local minus = output_of(fn, inputs):clone()
-          x:set(table.unpack(p), old)
+          set_at(x, p, old)
           return (plus - minus) / (2 * eps)
         end)
         for j, q in ipairs(ypos) do

@@ -222,6 +222,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_linalg(L, &st);
   mml_open_rec(L, &st);
   mml_open_autograd(L, &st);
+  mml_open_nn_functional(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
