@@ -178,9 +178,11 @@ static mm_tensor *class_target(lua_State *L, int idx, const char *fn, int64_t nc
     }
   } else {
     mm_tensor *t = mml_test_tensor(L, idx);
-    if (!t)
+    if (!t) {
       mml_error(L, "moonml.%s: expected target to be a tensor of class labels, got %s", fn,
                 mml_typename(L, idx));
+      return NULL;
+    }
     if (t->dtype == MM_BOOL)
       mml_error(L, "moonml.%s: expected target to be int64 class labels, got bool", fn);
     src = t->dtype == MM_INT64 ? mm_clone(ctx, t) : mm_contiguous(ctx, t);

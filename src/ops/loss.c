@@ -427,18 +427,26 @@ static double kept_weight(const cls_data *d, int64_t ignore_index) {
   return total;
 }
 
-/* logsumexp over classes at position (n, i) */
+/* logsumexp over classes at position (n, i): NaN if a logit is NaN, -inf if all are -inf */
 static double lse_at(const cls_data *d, int64_t n, int64_t i) {
   const void *xp = mm_data(d->x);
-  int64_t base = n * d->l.c * d->l.inner + i, step = d->l.inner;
+  int64_t base = n * d->l.c * d->l.inner + i, step = d->l.inner, best = 0;
   double m = -INFINITY;
-  for (int64_t c = 0; c < d->l.c; c++)
-    m = fmax(m, ld(xp, d->dt, base + c * step));
+  for (int64_t c = 0; c < d->l.c; c++) {
+    double v = ld(xp, d->dt, base + c * step);
+    if (isnan(v))
+      return v;
+    if (v > m) {
+      m = v;
+      best = c;
+    }
+  }
   if (isinf(m))
     return m;
-  double s = 0;
+  double s = 1; /* the largest term, exp(0) */
   for (int64_t c = 0; c < d->l.c; c++)
-    s += exp(ld(xp, d->dt, base + c * step) - m);
+    if (c != best)
+      s += exp(ld(xp, d->dt, base + c * step) - m);
   return m + log(s);
 }
 
