@@ -281,6 +281,42 @@ describe("nn functional ops: behaviour", function()
     ml.set_num_threads(before)
   end)
 
+  -- Wider shapes than the fixtures' take the packed AVX-512 GEMM (float32, where the CPU
+  -- has it): float32 results against the float64 path (OpenBLAS dgemm) on the same values.
+  it("give float32 results and gradients that agree with float64 on wide shapes", function()
+    ml.manual_seed(11)
+    local cases = {
+      { op = "conv2d", x = { 3, 8, 9, 11 }, w = { 20, 8, 3, 3 }, opts = { padding = 1 } },
+      { op = "conv2d", x = { 2, 6, 10, 7 }, w = { 30, 3, 3, 2 },
+        opts = { padding = { 2, 1 }, dilation = { 2, 1 }, groups = 2 } },
+      { op = "conv2d", x = { 2, 5, 9, 9 }, w = { 17, 5, 3, 3 }, opts = { stride = 2, padding = 1 } },
+      { op = "conv2d", x = { 2, 40, 5, 7 }, w = { 33, 40, 1, 1 }, opts = {} },
+      { op = "conv2d", x = { 2, 3, 37, 35 }, w = { 15, 3, 5, 5 }, opts = { padding = 2 } },
+      { op = "conv_transpose2d", x = { 3, 20, 6, 5 }, w = { 20, 9, 3, 3 }, opts = { padding = 1 } },
+      { op = "conv_transpose2d", x = { 2, 16, 4, 6 }, w = { 16, 5, 4, 3 },
+        opts = { stride = 2, padding = 1, output_padding = 1, groups = 2 } },
+    }
+    for _, c in ipairs(cases) do
+      local x, w = ml.randn(c.x), ml.randn(c.w)
+      local nb = c.op == "conv2d" and c.w[1] or c.w[2] * (c.opts.groups or 1)
+      local b = ml.randn(nb)
+      local got, want = {}, {}
+      for _, dt in ipairs({ "float32", "float64" }) do
+        local xs, ws, bs = x:to(dt):requires_grad_(), w:to(dt):requires_grad_(),
+            b:to(dt):requires_grad_()
+        local y = ml[c.op](xs, ws, bs, c.opts)
+        ml.manual_seed(5)
+        local g = ml.randn(y:shape()):to(dt)
+        y:backward(g)
+        local r = dt == "float32" and got or want
+        r[1], r[2], r[3], r[4] = y, xs.grad, ws.grad, bs.grad
+      end
+      for k = 1, 4 do
+        h.assert_close(got[k]:to("float64"), want[k], { rtol = 1e-4, atol = 1e-4 })
+      end
+    end
+  end)
+
   it("keep max_pool2d indices for backward apart from the ones returned", function()
     local x = ml.tensor({ { { { 1, 5 }, { 3, 2 } } } }):requires_grad_()
     local y, idx = ml.max_pool2d(x, 2, { return_indices = true })

@@ -65,14 +65,16 @@ static void valid_range(const geom *g, int64_t off, int64_t *lo, int64_t *hi) {
             T *dst = row + oy * g->ow;                                                             \
             int64_t iy = oy * g->sh - g->ph + ki * g->dh;                                          \
             if (iy < 0 || iy >= g->h) {                                                            \
-              memset(dst, 0, (size_t)g->ow * sizeof(T));                                           \
+              for (int64_t ox = 0; ox < g->ow; ox++)                                               \
+                dst[ox] = 0;                                                                       \
               continue;                                                                            \
             }                                                                                      \
             const T *src = plane + iy * g->w;                                                      \
             for (int64_t ox = 0; ox < lo; ox++)                                                    \
               dst[ox] = 0;                                                                         \
-            if (g->sw == 1)                                                                        \
-              memcpy(dst + lo, src + lo + off, (size_t)(hi - lo) * sizeof(T));                     \
+            if (g->sw == 1) /* rows are short: an inline loop beats memcpy's call */               \
+              for (int64_t ox = lo; ox < hi; ox++)                                                 \
+                dst[ox] = src[ox + off];                                                           \
             else                                                                                   \
               for (int64_t ox = lo; ox < hi; ox++)                                                 \
                 dst[ox] = src[ox * g->sw + off];                                                   \
@@ -114,14 +116,98 @@ static void valid_range(const geom *g, int64_t off, int64_t *lo, int64_t *hi) {
 DEFINE_IM2COL(f32, float)
 DEFINE_IM2COL(f64, double)
 
-static void im2col(mm_dtype dt, const geom *g, const void *im, void *col) {
+#ifdef MM_HAVE_SGEMM_AVX512
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+/* lanes t of [0, 16) with lo <= t < hi */
+static __mmask16 range_mask(int64_t lo, int64_t hi) {
+  if (lo < 0)
+    lo = 0;
+  if (hi > 16)
+    hi = 16;
+  return hi <= lo ? 0 : (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
+/* im2col and col2im for horizontal stride 1 (float32), 16 columns per masked load or
+ * store: the rows are short (14 in the CNN's second layer), so per-element loops spend
+ * most of their time on loop overhead. Masked-off lanes are never accessed. */
+AVX512 static void im2col_s1_avx512(const geom *g, const float *im, float *col) {
+  int64_t ocount = g->oh * g->ow;
+  for (int64_t c = 0; c < g->c; c++) {
+    const float *plane = im + c * g->h * g->w;
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        float *row = col + ((c * g->kh + ki) * g->kw + kj) * ocount;
+        int64_t off = kj * g->dw - g->pw, lo, hi;
+        valid_range(g, off, &lo, &hi);
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+          float *dst = row + oy * g->ow;
+          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+          bool inside = iy >= 0 && iy < g->h;
+          for (int64_t ox0 = 0; ox0 < g->ow; ox0 += 16) {
+            __m512 v = _mm512_setzero_ps();
+            __mmask16 m = inside ? range_mask(lo - ox0, hi - ox0) : 0;
+            if (m)
+              v = _mm512_maskz_loadu_ps(m, plane + iy * g->w + off + ox0);
+            _mm512_mask_storeu_ps(dst + ox0, range_mask(0, g->ow - ox0), v);
+          }
+        }
+      }
+  }
+}
+
+AVX512 static void col2im_s1_avx512(const geom *g, const float *col, float *im) {
+  int64_t ocount = g->oh * g->ow;
+  for (int64_t c = 0; c < g->c; c++) {
+    float *plane = im + c * g->h * g->w;
+    for (int64_t ki = 0; ki < g->kh; ki++)
+      for (int64_t kj = 0; kj < g->kw; kj++) {
+        const float *row = col + ((c * g->kh + ki) * g->kw + kj) * ocount;
+        int64_t off = kj * g->dw - g->pw, lo, hi;
+        valid_range(g, off, &lo, &hi);
+        for (int64_t oy = 0; oy < g->oh; oy++) {
+          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
+          if (iy < 0 || iy >= g->h)
+            continue;
+          float *dst = plane + iy * g->w + off;
+          const float *src = row + oy * g->ow;
+          for (int64_t ox0 = lo / 16 * 16; ox0 < hi; ox0 += 16) {
+            __mmask16 m = range_mask(lo - ox0, hi - ox0);
+            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + ox0),
+                                     _mm512_maskz_loadu_ps(m, src + ox0));
+            _mm512_mask_storeu_ps(dst + ox0, m, v);
+          }
+        }
+      }
+  }
+}
+#endif
+
+/* fast: float32 on a CPU with AVX-512F (the job's packed-GEMM flag) */
+static void im2col(mm_dtype dt, bool fast, const geom *g, const void *im, void *col) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (fast && g->sw == 1) {
+    im2col_s1_avx512(g, im, col);
+    return;
+  }
+#endif
+  (void)fast;
   if (dt == MM_FLOAT32)
     im2col_f32(g, im, col);
   else
     im2col_f64(g, im, col);
 }
 
-static void col2im(mm_dtype dt, const geom *g, const void *col, void *im) {
+static void col2im(mm_dtype dt, bool fast, const geom *g, const void *col, void *im) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (fast && g->sw == 1) {
+    col2im_s1_avx512(g, col, im);
+    return;
+  }
+#endif
+  (void)fast;
   if (dt == MM_FLOAT32)
     col2im_f32(g, col, im);
   else
@@ -191,6 +277,35 @@ static void add_into(mm_dtype dt, void *dst, const void *src, int64_t n) {
   }
 }
 
+/* Sum of n floats in 16 independent lanes, so that the compiler vectorises it. */
+static double sum_f32(const float *p, int64_t n) {
+  float lanes[16] = {0};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int k = 0; k < 16; k++)
+      lanes[k] += p[i + k];
+  double s = 0;
+  for (int k = 0; k < 16; k++)
+    s += lanes[k];
+  for (; i < n; i++)
+    s += p[i];
+  return s;
+}
+
+static double sum_f64(const double *p, int64_t n) {
+  double lanes[8] = {0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; k++)
+      lanes[k] += p[i + k];
+  double s = 0;
+  for (int k = 0; k < 8; k++)
+    s += lanes[k];
+  for (; i < n; i++)
+    s += p[i];
+  return s;
+}
+
 /* grad_bias[o] = sum over n and positions of gout[n, o, :] (accumulated in double) */
 static void bias_grad(mm_dtype dt, const void *gout, int64_t n, int64_t o, int64_t count,
                       void *gb) {
@@ -198,17 +313,8 @@ static void bias_grad(mm_dtype dt, const void *gout, int64_t n, int64_t o, int64
     double acc = 0;
     for (int64_t b = 0; b < n; b++) {
       int64_t base = (b * o + c) * count;
-      if (dt == MM_FLOAT32) {
-        const float *p = (const float *)gout + base;
-        float part = 0;
-        for (int64_t i = 0; i < count; i++)
-          part += p[i];
-        acc += part;
-      } else {
-        const double *p = (const double *)gout + base;
-        for (int64_t i = 0; i < count; i++)
-          acc += p[i];
-      }
+      acc += dt == MM_FLOAT32 ? sum_f32((const float *)gout + base, count)
+                              : sum_f64((const double *)gout + base, count);
     }
     if (dt == MM_FLOAT32)
       ((float *)gb)[c] = (float)acc;
@@ -237,10 +343,16 @@ typedef struct conv_job {
   const void *gout; /* backward: gradient of the output */
   void *out;        /* forward output */
   void *gx, *gw;    /* backward results (NULL when not wanted) */
+  /* the packed AVX-512 GEMM (float32 on CPUs with AVX-512F), else OpenBLAS */
+  bool fast;
+  const float *wn, *wt;     /* W_g packed as A (ccg x kg) and as A^T (kg x ccg), per group */
+  int64_t wn_size, wt_size; /* floats per group */
   /* per chunk */
   int nchunks;
-  void **col;  /* im2col workspace, kg * groups * l each */
-  void **gacc; /* weight-gradient accumulators for chunks > 0 */
+  void **col;   /* im2col workspace, kg * groups * l each */
+  void **gacc;  /* weight-gradient accumulators for chunks > 0 */
+  float **bbuf; /* packed-B workspace (fast) */
+  float **abuf; /* packed-A workspace for the weight gradient (fast) */
   void (*run)(struct conv_job *j, int chunk, int64_t b0, int64_t b1);
 } conv_job;
 
@@ -248,31 +360,74 @@ static char *at(const void *p, int64_t elems, size_t esz) {
   return (char *)p + (size_t)elems * esz;
 }
 
+static const void *w_group(const conv_job *j, int64_t gr) {
+  return at(j->w, gr * j->ccg * j->kg, j->esz);
+}
+
+/* c (ccg x l) = [beta c +] W_g (ccg x kg) @ b (kg x l) */
+static void gemm_w(conv_job *j, int chunk, int64_t gr, const void *b, void *c, bool beta) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (j->fast) {
+    mm_sgemm_packed(j->ccg, j->l, j->kg, j->wn + gr * j->wn_size, b, j->l, 1, c, j->l, beta,
+                    j->bbuf[chunk]);
+    return;
+  }
+#endif
+  (void)chunk;
+  gemm(j->dt, false, false, j->ccg, j->l, j->kg, w_group(j, gr), j->kg, b, j->l, beta ? 1.0 : 0.0,
+       c, j->l);
+}
+
+/* c (kg x l) = W_g^T (kg x ccg) @ b (ccg x l) */
+static void gemm_wt(conv_job *j, int chunk, int64_t gr, const void *b, void *c) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (j->fast) {
+    mm_sgemm_packed(j->kg, j->l, j->ccg, j->wt + gr * j->wt_size, b, j->l, 1, c, j->l, false,
+                    j->bbuf[chunk]);
+    return;
+  }
+#endif
+  (void)chunk;
+  gemm(j->dt, true, false, j->kg, j->l, j->ccg, w_group(j, gr), j->kg, b, j->l, 0.0, c, j->l);
+}
+
+/* Weight gradient: gw_g (ccg x kg) = [gw_g +] a (ccg x l) @ col_g^T (l x kg). The packed
+ * path wants at least a full 32-column panel of kg. */
+static void gemm_gw(conv_job *j, int chunk, const void *a, const void *col, void *c, bool beta) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (j->fast && j->kg >= 32) {
+    mm_sgemm_pack_a(j->ccg, j->l, a, j->l, 1, j->abuf[chunk]);
+    mm_sgemm_packed(j->ccg, j->kg, j->l, j->abuf[chunk], col, 1, j->l, c, j->kg, beta,
+                    j->bbuf[chunk]);
+    return;
+  }
+#endif
+  (void)chunk;
+  gemm(j->dt, false, true, j->ccg, j->kg, j->l, a, j->l, col, j->l, beta ? 1.0 : 0.0, c, j->kg);
+}
+
 /* conv2d forward over images [b0, b1) */
 static void conv_forward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
   const geom *g = &j->g;
-  int64_t kdim = j->kg;
   for (int64_t b = b0; b < b1; b++) {
     const void *xb = at(j->x, b * j->img, j->esz);
     const void *col = xb;
     if (!g->identity) {
-      im2col(j->dt, g, xb, j->col[chunk]);
+      im2col(j->dt, j->fast, g, xb, j->col[chunk]);
       col = j->col[chunk];
     }
     void *ob = at(j->out, b * j->ccol * j->l, j->esz);
     if (j->bias)
       fill_rows(j->dt, ob, j->ccol, j->l, j->bias);
     for (int64_t gr = 0; gr < j->groups; gr++)
-      gemm(j->dt, false, false, j->ccg, j->l, kdim, at(j->w, gr * j->ccg * kdim, j->esz), kdim,
-           at(col, gr * kdim * j->l, j->esz), j->l, j->bias ? 1.0 : 0.0,
-           at(ob, gr * j->ccg * j->l, j->esz), j->l);
+      gemm_w(j, chunk, gr, at(col, gr * j->kg * j->l, j->esz), at(ob, gr * j->ccg * j->l, j->esz),
+             j->bias != NULL);
   }
 }
 
 /* conv2d backward over images [b0, b1): gx and/or gw (chunk > 0 into its accumulator) */
 static void conv_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
   const geom *g = &j->g;
-  int64_t kdim = j->kg;
   void *gw = chunk == 0 ? j->gw : (j->gw ? j->gacc[chunk] : NULL);
   for (int64_t b = b0; b < b1; b++) {
     const void *gob = at(j->gout, b * j->ccol * j->l, j->esz);
@@ -280,25 +435,22 @@ static void conv_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
       const void *xb = at(j->x, b * j->img, j->esz);
       const void *col = xb;
       if (!g->identity) {
-        im2col(j->dt, g, xb, j->col[chunk]);
+        im2col(j->dt, j->fast, g, xb, j->col[chunk]);
         col = j->col[chunk];
       }
-      double beta = b == b0 ? 0.0 : 1.0;
       for (int64_t gr = 0; gr < j->groups; gr++)
-        gemm(j->dt, false, true, j->ccg, kdim, j->l, at(gob, gr * j->ccg * j->l, j->esz), j->l,
-             at(col, gr * kdim * j->l, j->esz), j->l, beta, at(gw, gr * j->ccg * kdim, j->esz),
-             kdim);
+        gemm_gw(j, chunk, at(gob, gr * j->ccg * j->l, j->esz), at(col, gr * j->kg * j->l, j->esz),
+                at(gw, gr * j->ccg * j->kg, j->esz), b != b0);
     }
     if (j->gx) {
       void *gxb = at(j->gx, b * j->img, j->esz);
       void *gcol = g->identity ? gxb : j->col[chunk];
       for (int64_t gr = 0; gr < j->groups; gr++)
-        gemm(j->dt, true, false, kdim, j->l, j->ccg, at(j->w, gr * j->ccg * kdim, j->esz), kdim,
-             at(gob, gr * j->ccg * j->l, j->esz), j->l, 0.0, at(gcol, gr * kdim * j->l, j->esz),
-             j->l);
+        gemm_wt(j, chunk, gr, at(gob, gr * j->ccg * j->l, j->esz),
+                at(gcol, gr * j->kg * j->l, j->esz));
       if (!g->identity) {
         memset(gxb, 0, (size_t)j->img * j->esz);
-        col2im(j->dt, g, gcol, gxb);
+        col2im(j->dt, j->fast, g, gcol, gxb);
       }
     }
   }
@@ -307,17 +459,15 @@ static void conv_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
 /* conv_transpose2d forward: the input is the column side, the output the image side */
 static void convt_forward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
   const geom *g = &j->g;
-  int64_t kdim = j->kg;
   for (int64_t b = b0; b < b1; b++) {
     const void *xb = at(j->x, b * j->ccol * j->l, j->esz);
     void *ob = at(j->out, b * j->img, j->esz);
     void *col = g->identity ? ob : j->col[chunk];
     for (int64_t gr = 0; gr < j->groups; gr++)
-      gemm(j->dt, true, false, kdim, j->l, j->ccg, at(j->w, gr * j->ccg * kdim, j->esz), kdim,
-           at(xb, gr * j->ccg * j->l, j->esz), j->l, 0.0, at(col, gr * kdim * j->l, j->esz), j->l);
+      gemm_wt(j, chunk, gr, at(xb, gr * j->ccg * j->l, j->esz), at(col, gr * j->kg * j->l, j->esz));
     if (!g->identity) {
       memset(ob, 0, (size_t)j->img * j->esz);
-      col2im(j->dt, g, col, ob);
+      col2im(j->dt, j->fast, g, col, ob);
     }
     if (j->bias)
       add_rows(j->dt, ob, g->c, g->h * g->w, j->bias);
@@ -326,29 +476,25 @@ static void convt_forward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
 
 static void convt_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
   const geom *g = &j->g;
-  int64_t kdim = j->kg;
   void *gw = chunk == 0 ? j->gw : (j->gw ? j->gacc[chunk] : NULL);
   for (int64_t b = b0; b < b1; b++) {
     const void *gob = at(j->gout, b * j->img, j->esz);
     const void *col = gob;
     if (!g->identity) {
-      im2col(j->dt, g, gob, j->col[chunk]);
+      im2col(j->dt, j->fast, g, gob, j->col[chunk]);
       col = j->col[chunk];
     }
     if (j->gx) {
       void *gxb = at(j->gx, b * j->ccol * j->l, j->esz);
       for (int64_t gr = 0; gr < j->groups; gr++)
-        gemm(j->dt, false, false, j->ccg, j->l, kdim, at(j->w, gr * j->ccg * kdim, j->esz), kdim,
-             at(col, gr * kdim * j->l, j->esz), j->l, 0.0, at(gxb, gr * j->ccg * j->l, j->esz),
-             j->l);
+        gemm_w(j, chunk, gr, at(col, gr * j->kg * j->l, j->esz),
+               at(gxb, gr * j->ccg * j->l, j->esz), false);
     }
     if (gw) {
       const void *xb = at(j->x, b * j->ccol * j->l, j->esz);
-      double beta = b == b0 ? 0.0 : 1.0;
       for (int64_t gr = 0; gr < j->groups; gr++)
-        gemm(j->dt, false, true, j->ccg, kdim, j->l, at(xb, gr * j->ccg * j->l, j->esz), j->l,
-             at(col, gr * kdim * j->l, j->esz), j->l, beta, at(gw, gr * j->ccg * kdim, j->esz),
-             kdim);
+        gemm_gw(j, chunk, at(xb, gr * j->ccg * j->l, j->esz), at(col, gr * j->kg * j->l, j->esz),
+                at(gw, gr * j->ccg * j->kg, j->esz), b != b0);
     }
   }
 }
@@ -365,10 +511,65 @@ static void run_range(int64_t begin, int64_t end, void *arg) {
 /* Chunks run in parallel only when there are at least this many multiply-adds per
  * chunk: below that, starting a thread costs more than it saves. */
 #define CONV_GRAIN_WORK ((int64_t)1 << 20)
+#define MAX_CHUNKS 64
+
+/* Floats of a's size rounded up to 64 bytes, so that buffers laid end to end stay
+ * aligned for the packed GEMM. */
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+/* Packs the weight for the AVX-512 GEMM when the job can use it: as A (want_n) and / or
+ * as A^T (want_t), for every group, into *holder. Leaves j->fast false otherwise. */
+static int prepack_weight(mm_ctx *ctx, conv_job *j, bool want_n, bool want_t, mm_tensor **holder) {
+  *holder = NULL;
+  j->fast = false;
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (j->dt != MM_FLOAT32 || j->n == 0 || !mm_sgemm_fast_available())
+    return 0;
+  j->wn_size = want_n ? round16((int64_t)mm_sgemm_packed_a_size(j->ccg, j->kg)) : 0;
+  j->wt_size = want_t ? round16((int64_t)mm_sgemm_packed_a_size(j->kg, j->ccg)) : 0;
+  int64_t total = j->groups * (j->wn_size + j->wt_size);
+  if (total > 0) {
+    *holder = nn_scratch(ctx, MM_FLOAT32, total);
+    if (!*holder)
+      return -1;
+    float *base = mm_data(*holder);
+    j->wn = base;
+    j->wt = base + j->groups * j->wn_size;
+    for (int64_t gr = 0; gr < j->groups; gr++) {
+      const float *wg = w_group(j, gr);
+      if (want_n)
+        mm_sgemm_pack_a(j->ccg, j->kg, wg, j->kg, 1, (float *)j->wn + gr * j->wn_size);
+      if (want_t)
+        mm_sgemm_pack_a(j->kg, j->ccg, wg, 1, j->kg, (float *)j->wt + gr * j->wt_size);
+    }
+  }
+  j->fast = true;
+#else
+  (void)ctx, (void)want_n, (void)want_t;
+#endif
+  return 0;
+}
+
+/* Floats of per-chunk packing workspace the fast GEMMs of this job need (B, then A). */
+static void fast_workspace(const conv_job *j, int64_t *bsize, int64_t *asize) {
+  *bsize = *asize = 0;
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (!j->fast)
+    return;
+  int64_t sizes[3] = {(int64_t)mm_sgemm_b_workspace(j->l, j->kg),
+                      (int64_t)mm_sgemm_b_workspace(j->l, j->ccg),
+                      (int64_t)mm_sgemm_b_workspace(j->kg, j->l)};
+  for (int i = 0; i < 3; i++)
+    *bsize = sizes[i] > *bsize ? sizes[i] : *bsize;
+  *bsize = round16(*bsize);
+  *asize = round16((int64_t)mm_sgemm_packed_a_size(j->ccg, j->l));
+#endif
+}
 
 /* Allocates the per-chunk buffers, runs the job and frees them. gacc_elems: weight
- * gradient size (0 when not accumulating one). */
-static int run_job(mm_ctx *ctx, conv_job *j, int64_t work_per_image, bool need_col,
+ * gradient size (0 when not accumulating one). want_wn / want_wt: the weight packings
+ * the job's GEMMs use. */
+static int run_job(mm_ctx *ctx, conv_job *j, int64_t work_per_image, bool want_wn, bool want_wt,
                    int64_t gacc_elems) {
   if (j->n == 0)
     return 0;
@@ -380,30 +581,40 @@ static int run_job(mm_ctx *ctx, conv_job *j, int64_t work_per_image, bool need_c
     nchunks = (int)j->n;
   if (nchunks > max_chunks)
     nchunks = (int)(max_chunks > 1 ? max_chunks : 1);
-  if (nchunks > 64)
-    nchunks = 64;
+  if (nchunks > MAX_CHUNKS)
+    nchunks = MAX_CHUNKS;
   j->nchunks = nchunks;
-  mm_tensor *holders[2 * 64] = {NULL};
-  void *cols[64] = {NULL}, *gaccs[64] = {NULL};
+  mm_tensor *wpack = NULL, *holders[MAX_CHUNKS] = {NULL};
+  void *cols[MAX_CHUNKS] = {NULL}, *gaccs[MAX_CHUNKS] = {NULL};
+  float *bbufs[MAX_CHUNKS] = {NULL}, *abufs[MAX_CHUNKS] = {NULL};
   j->col = cols;
   j->gacc = gaccs;
-  int status = 0;
-  int64_t col_elems = j->kg * j->groups * j->l;
+  j->bbuf = bbufs;
+  j->abuf = abufs;
+  int status = prepack_weight(ctx, j, want_wn, want_wt, &wpack);
+  /* per chunk, one buffer: columns, weight-gradient accumulator, packed B, packed A */
+  int64_t col_elems = j->g.identity ? 0 : round16(j->kg * j->groups * j->l);
+  int64_t acc_elems = round16(gacc_elems), bsize, asize;
+  fast_workspace(j, &bsize, &asize);
   for (int c = 0; c < nchunks && status == 0; c++) {
-    if (need_col && !j->g.identity) {
-      holders[2 * c] = nn_scratch(ctx, j->dt, col_elems);
-      if (!holders[2 * c])
-        status = -1;
-      else
-        cols[c] = mm_data(holders[2 * c]);
+    int64_t total = col_elems + (c > 0 ? acc_elems : 0) + bsize + asize;
+    if (total == 0)
+      continue;
+    holders[c] = nn_scratch(ctx, j->dt, total);
+    if (!holders[c]) {
+      status = -1;
+      break;
     }
-    if (status == 0 && c > 0 && gacc_elems > 0) {
-      holders[2 * c + 1] = nn_scratch(ctx, j->dt, gacc_elems);
-      if (!holders[2 * c + 1])
-        status = -1;
-      else
-        gaccs[c] = mm_data(holders[2 * c + 1]);
+    char *p = mm_data(holders[c]);
+    cols[c] = col_elems ? p : NULL;
+    p += (size_t)col_elems * j->esz;
+    if (c > 0 && acc_elems) {
+      gaccs[c] = p;
+      p += (size_t)acc_elems * j->esz;
     }
+    bbufs[c] = bsize ? (float *)p : NULL;
+    p += (size_t)bsize * j->esz;
+    abufs[c] = asize ? (float *)p : NULL;
   }
   if (status == 0) {
     if (nchunks > 1) {
@@ -416,8 +627,9 @@ static int run_job(mm_ctx *ctx, conv_job *j, int64_t work_per_image, bool need_c
       j->run(j, 0, 0, j->n);
     }
   }
-  for (int c = 0; c < 2 * 64; c++)
+  for (int c = 0; c < MAX_CHUNKS; c++)
     mm_release(holders[c]);
+  mm_release(wpack);
   return status;
 }
 
@@ -569,7 +781,7 @@ mm_tensor *mm_conv2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const 
     j.bias = bc ? mm_data(bc) : NULL;
     j.out = mm_data(out);
     j.run = conv_forward;
-    status = run_job(ctx, &j, j.ccol * j.kg * j.l, true, 0);
+    status = run_job(ctx, &j, j.ccol * j.kg * j.l, true, false, 0);
   }
   mm_release(xc);
   mm_release(wc);
@@ -648,7 +860,7 @@ static int conv2d_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad_out
     if (gw && j.n == 0)
       memset(j.gw, 0, (size_t)mm_numel(gw) * j.esz);
     int64_t work = j.ccol * j.kg * j.l * ((gx ? 1 : 0) + (gw ? 1 : 0));
-    status = run_job(ctx, &j, work, true, gw ? mm_numel(gw) : 0);
+    status = run_job(ctx, &j, work, false, gx != NULL, gw ? mm_numel(gw) : 0);
   }
   if (status == 0 && gb)
     bias_grad(j.dt, mm_data(go), j.n, j.ccol, j.l, mm_data(gb));
@@ -760,7 +972,7 @@ mm_tensor *mm_conv_transpose2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor 
     j.bias = bc ? mm_data(bc) : NULL;
     j.out = mm_data(out);
     j.run = convt_forward;
-    status = run_job(ctx, &j, j.ccol * j.kg * j.l, true, 0);
+    status = run_job(ctx, &j, j.ccol * j.kg * j.l, false, true, 0);
   }
   mm_release(xc);
   mm_release(wc);
@@ -818,7 +1030,7 @@ static int convt_backward_fn(mm_ctx *ctx, mm_node *node, const mm_tensor *grad_o
     if (gw && j.n == 0)
       memset(j.gw, 0, (size_t)mm_numel(gw) * j.esz);
     int64_t work = j.ccol * j.kg * j.l * ((gx ? 1 : 0) + (gw ? 1 : 0));
-    status = run_job(ctx, &j, work, true, gw ? mm_numel(gw) : 0);
+    status = run_job(ctx, &j, work, gx != NULL, false, gw ? mm_numel(gw) : 0);
   }
   if (status == 0 && gb)
     bias_grad(j.dt, mm_data(go), j.n, j.cimg, j.g.h * j.g.w, mm_data(gb));
