@@ -130,56 +130,81 @@ static __mmask16 range_mask(int64_t lo, int64_t hi) {
   return hi <= lo ? 0 : (__mmask16)(((1u << (hi - lo)) - 1) << lo);
 }
 
-/* im2col and col2im for horizontal stride 1 (float32), 16 columns per masked load or
- * store: the rows are short (14 in the CNN's second layer), so per-element loops spend
- * most of their time on loop overhead. Masked-off lanes are never accessed. */
+/* im2col and col2im for horizontal stride 1 (float32), 16 columns per masked load: the
+ * rows are short (14 in the CNN's second layer), so per-element loops spend most of their
+ * time on loop overhead. Masked-off lanes are never read. Sizes are copied to locals so
+ * that the stores (through void pointers) do not force them to be reloaded. */
 AVX512 static void im2col_s1_avx512(const geom *g, const float *im, float *col) {
-  int64_t ocount = g->oh * g->ow;
-  for (int64_t c = 0; c < g->c; c++) {
-    const float *plane = im + c * g->h * g->w;
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        float *row = col + ((c * g->kh + ki) * g->kw + kj) * ocount;
-        int64_t off = kj * g->dw - g->pw, lo, hi;
-        valid_range(g, off, &lo, &hi);
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          float *dst = row + oy * g->ow;
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          bool inside = iy >= 0 && iy < g->h;
-          for (int64_t ox0 = 0; ox0 < g->ow; ox0 += 16) {
+  const int64_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, OH = g->oh, OW = g->ow;
+  const int64_t SH = g->sh, PH = g->ph, DH = g->dh, DW = g->dw, PW = g->pw, ocount = OH * OW;
+  const int64_t pieces = (OW + 15) / 16;
+  for (int64_t c = 0; c < C; c++) {
+    const float *plane = im + c * H * W;
+    for (int64_t kj = 0; kj < KW; kj++) {
+      int64_t off = kj * DW - PW; /* stride 1: ox reads ix = ox + off */
+      int64_t lo = off < 0 ? -off : 0, hi = W - off < OW ? W - off : OW;
+      for (int64_t q = 0; q < pieces; q++) {
+        int64_t ox0 = 16 * q;
+        __mmask16 mload = range_mask(lo - ox0, hi - ox0), mstore = range_mask(0, OW - ox0);
+        for (int64_t ki = 0; ki < KH; ki++) {
+          float *row = col + ((c * KH + ki) * KW + kj) * ocount + ox0;
+          const float *src = plane + off + ox0;
+          for (int64_t oy = 0; oy < OH; oy++) {
+            int64_t iy = oy * SH - PH + ki * DH;
             __m512 v = _mm512_setzero_ps();
-            __mmask16 m = inside ? range_mask(lo - ox0, hi - ox0) : 0;
-            if (m)
-              v = _mm512_maskz_loadu_ps(m, plane + iy * g->w + off + ox0);
-            _mm512_mask_storeu_ps(dst + ox0, range_mask(0, g->ow - ox0), v);
+            if (iy >= 0 && iy < H && mload)
+              v = _mm512_maskz_loadu_ps(mload, src + iy * W);
+            _mm512_mask_storeu_ps(row + oy * OW, mstore, v);
           }
         }
       }
+    }
   }
 }
 
+/* im = col folded back, written (not accumulated): each 16-wide piece of an image row
+ * sums its contributions in a register and is stored once, so no store waits on the
+ * previous one (an add into memory per kernel offset did, through store forwarding). */
 AVX512 static void col2im_s1_avx512(const geom *g, const float *col, float *im) {
-  int64_t ocount = g->oh * g->ow;
-  for (int64_t c = 0; c < g->c; c++) {
-    float *plane = im + c * g->h * g->w;
-    for (int64_t ki = 0; ki < g->kh; ki++)
-      for (int64_t kj = 0; kj < g->kw; kj++) {
-        const float *row = col + ((c * g->kh + ki) * g->kw + kj) * ocount;
-        int64_t off = kj * g->dw - g->pw, lo, hi;
-        valid_range(g, off, &lo, &hi);
-        for (int64_t oy = 0; oy < g->oh; oy++) {
-          int64_t iy = oy * g->sh - g->ph + ki * g->dh;
-          if (iy < 0 || iy >= g->h)
+  const int64_t C = g->c, H = g->h, W = g->w, KH = g->kh, KW = g->kw, OH = g->oh, OW = g->ow;
+  const int64_t SH = g->sh, PH = g->ph, DH = g->dh, DW = g->dw, PW = g->pw, ocount = OH * OW;
+  const int64_t pieces = (W + 15) / 16;
+  /* the mask of kernel column kj for a piece of an image row, computed once if it fits */
+  __mmask16 table[64];
+  bool tabled = KW * pieces <= 64;
+  for (int64_t kj = 0; tabled && kj < KW; kj++)
+    for (int64_t q = 0; q < pieces; q++) {
+      int64_t off = kj * DW - PW, ix0 = 16 * q, hi = OW + off - ix0, wlim = W - ix0;
+      table[kj * pieces + q] = range_mask(off - ix0, hi < wlim ? hi : wlim);
+    }
+  for (int64_t c = 0; c < C; c++) {
+    float *plane = im + c * H * W;
+    const float *crows = col + c * KH * KW * ocount;
+    for (int64_t iy = 0; iy < H; iy++)
+      for (int64_t q = 0; q < pieces; q++) {
+        int64_t ix0 = 16 * q;
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t ki = 0; ki < KH; ki++) {
+          int64_t t = iy + PH - ki * DH; /* oy * SH */
+          if (t < 0 || (SH > 1 && t % SH != 0))
             continue;
-          float *dst = plane + iy * g->w + off;
-          const float *src = row + oy * g->ow;
-          for (int64_t ox0 = lo / 16 * 16; ox0 < hi; ox0 += 16) {
-            __mmask16 m = range_mask(lo - ox0, hi - ox0);
-            __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + ox0),
-                                     _mm512_maskz_loadu_ps(m, src + ox0));
-            _mm512_mask_storeu_ps(dst + ox0, m, v);
+          int64_t oy = SH > 1 ? t / SH : t;
+          if (oy >= OH)
+            continue;
+          const float *src = crows + ki * KW * ocount + oy * OW + ix0 + PW;
+          for (int64_t kj = 0; kj < KW; kj++) {
+            __mmask16 m;
+            if (tabled) {
+              m = table[kj * pieces + q];
+            } else {
+              int64_t off = kj * DW - PW, hi = OW + off - ix0, wlim = W - ix0;
+              m = range_mask(off - ix0, hi < wlim ? hi : wlim);
+            }
+            if (m) /* column ox = ix - off of row (ki, kj) */
+              acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, src + kj * (ocount - DW)));
           }
         }
+        _mm512_mask_storeu_ps(plane + iy * W + ix0, range_mask(0, W - ix0), acc);
       }
   }
 }
@@ -200,6 +225,7 @@ static void im2col(mm_dtype dt, bool fast, const geom *g, const void *im, void *
     im2col_f64(g, im, col);
 }
 
+/* im = the columns folded back (im's previous contents are ignored) */
 static void col2im(mm_dtype dt, bool fast, const geom *g, const void *col, void *im) {
 #ifdef MM_HAVE_SGEMM_AVX512
   if (fast && g->sw == 1) {
@@ -208,6 +234,7 @@ static void col2im(mm_dtype dt, bool fast, const geom *g, const void *col, void 
   }
 #endif
   (void)fast;
+  memset(im, 0, (size_t)(g->c * g->h * g->w) * (dt == MM_FLOAT32 ? 4 : 8));
   if (dt == MM_FLOAT32)
     col2im_f32(g, col, im);
   else
@@ -448,10 +475,8 @@ static void conv_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
       for (int64_t gr = 0; gr < j->groups; gr++)
         gemm_wt(j, chunk, gr, at(gob, gr * j->ccg * j->l, j->esz),
                 at(gcol, gr * j->kg * j->l, j->esz));
-      if (!g->identity) {
-        memset(gxb, 0, (size_t)j->img * j->esz);
+      if (!g->identity)
         col2im(j->dt, j->fast, g, gcol, gxb);
-      }
     }
   }
 }
@@ -465,10 +490,8 @@ static void convt_forward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
     void *col = g->identity ? ob : j->col[chunk];
     for (int64_t gr = 0; gr < j->groups; gr++)
       gemm_wt(j, chunk, gr, at(xb, gr * j->ccg * j->l, j->esz), at(col, gr * j->kg * j->l, j->esz));
-    if (!g->identity) {
-      memset(ob, 0, (size_t)j->img * j->esz);
+    if (!g->identity)
       col2im(j->dt, j->fast, g, col, ob);
-    }
     if (j->bias)
       add_rows(j->dt, ob, g->c, g->h * g->w, j->bias);
   }
