@@ -292,6 +292,8 @@ describe("nn functional ops: behaviour", function()
       { op = "conv2d", x = { 2, 5, 9, 9 }, w = { 17, 5, 3, 3 }, opts = { stride = 2, padding = 1 } },
       { op = "conv2d", x = { 2, 40, 5, 7 }, w = { 33, 40, 1, 1 }, opts = {} },
       { op = "conv2d", x = { 2, 3, 37, 35 }, w = { 15, 3, 5, 5 }, opts = { padding = 2 } },
+      { op = "conv2d", x = { 3, 1, 12, 10 }, w = { 40, 1, 3, 3 }, opts = { padding = 1 } },
+      { op = "conv_transpose2d", x = { 2, 36, 5, 5 }, w = { 36, 2, 3, 3 }, opts = {} },
       { op = "conv_transpose2d", x = { 3, 20, 6, 5 }, w = { 20, 9, 3, 3 }, opts = { padding = 1 } },
       { op = "conv_transpose2d", x = { 2, 16, 4, 6 }, w = { 16, 5, 4, 3 },
         opts = { stride = 2, padding = 1, output_padding = 1, groups = 2 } },

@@ -391,17 +391,20 @@ static const void *w_group(const conv_job *j, int64_t gr) {
   return at(j->w, gr * j->ccg * j->kg, j->esz);
 }
 
-/* c (ccg x l) = [beta c +] W_g (ccg x kg) @ b (kg x l) */
-static void gemm_w(conv_job *j, int chunk, int64_t gr, const void *b, void *c, bool beta) {
+/* c (ccg x l) = W_g (ccg x kg) @ b (kg x l) + bias_g (per row; NULL: none) */
+static void gemm_w(conv_job *j, int chunk, int64_t gr, const void *b, void *c, const void *bias) {
 #ifdef MM_HAVE_SGEMM_AVX512
   if (j->fast) {
-    mm_sgemm_packed(j->ccg, j->l, j->kg, j->wn + gr * j->wn_size, b, j->l, 1, c, j->l, beta,
-                    j->bbuf[chunk]);
+    mm_sgemm_packed(j->ccg, j->l, j->kg, j->wn + gr * j->wn_size, b, j->l, 1, c, j->l, false,
+                    bias ? (const float *)bias + gr * j->ccg : NULL, j->bbuf[chunk]);
     return;
   }
 #endif
   (void)chunk;
-  gemm(j->dt, false, false, j->ccg, j->l, j->kg, w_group(j, gr), j->kg, b, j->l, beta ? 1.0 : 0.0,
+  void *cg = c;
+  if (bias)
+    fill_rows(j->dt, cg, j->ccg, j->l, at(bias, gr * j->ccg, j->esz));
+  gemm(j->dt, false, false, j->ccg, j->l, j->kg, w_group(j, gr), j->kg, b, j->l, bias ? 1.0 : 0.0,
        c, j->l);
 }
 
@@ -409,7 +412,7 @@ static void gemm_w(conv_job *j, int chunk, int64_t gr, const void *b, void *c, b
 static void gemm_wt(conv_job *j, int chunk, int64_t gr, const void *b, void *c) {
 #ifdef MM_HAVE_SGEMM_AVX512
   if (j->fast) {
-    mm_sgemm_packed(j->kg, j->l, j->ccg, j->wt + gr * j->wt_size, b, j->l, 1, c, j->l, false,
+    mm_sgemm_packed(j->kg, j->l, j->ccg, j->wt + gr * j->wt_size, b, j->l, 1, c, j->l, false, NULL,
                     j->bbuf[chunk]);
     return;
   }
@@ -418,14 +421,31 @@ static void gemm_wt(conv_job *j, int chunk, int64_t gr, const void *b, void *c) 
   gemm(j->dt, true, false, j->kg, j->l, j->ccg, w_group(j, gr), j->kg, b, j->l, 0.0, c, j->l);
 }
 
+/* Floats of n rounded up to 64 bytes, so that buffers laid end to end stay aligned for
+ * the packed GEMM. */
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
 /* Weight gradient: gw_g (ccg x kg) = [gw_g +] a (ccg x l) @ col_g^T (l x kg). The packed
- * path wants at least a full 32-column panel of kg. */
+ * path wants full 32-column panels: along kg, or else (a 3x3 kernel on one channel has kg
+ * = 9) along ccg, computing the transpose col_g @ a^T into a scratch tile. */
 static void gemm_gw(conv_job *j, int chunk, const void *a, const void *col, void *c, bool beta) {
 #ifdef MM_HAVE_SGEMM_AVX512
   if (j->fast && j->kg >= 32) {
     mm_sgemm_pack_a(j->ccg, j->l, a, j->l, 1, j->abuf[chunk]);
-    mm_sgemm_packed(j->ccg, j->kg, j->l, j->abuf[chunk], col, 1, j->l, c, j->kg, beta,
+    mm_sgemm_packed(j->ccg, j->kg, j->l, j->abuf[chunk], col, 1, j->l, c, j->kg, beta, NULL,
                     j->bbuf[chunk]);
+    return;
+  }
+  if (j->fast && j->ccg >= 32) {
+    float *apk = j->abuf[chunk],
+          *tile = apk + round16((int64_t)mm_sgemm_packed_a_size(j->kg, j->l));
+    mm_sgemm_pack_a(j->kg, j->l, col, j->l, 1, apk);
+    mm_sgemm_packed(j->kg, j->ccg, j->l, apk, a, 1, j->l, tile, j->ccg, false, NULL,
+                    j->bbuf[chunk]);
+    float *gw = c;
+    for (int64_t o = 0; o < j->ccg; o++)
+      for (int64_t k = 0; k < j->kg; k++)
+        gw[o * j->kg + k] = (beta ? gw[o * j->kg + k] : 0.0f) + tile[k * j->ccg + o];
     return;
   }
 #endif
@@ -444,11 +464,9 @@ static void conv_forward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
       col = j->col[chunk];
     }
     void *ob = at(j->out, b * j->ccol * j->l, j->esz);
-    if (j->bias)
-      fill_rows(j->dt, ob, j->ccol, j->l, j->bias);
     for (int64_t gr = 0; gr < j->groups; gr++)
       gemm_w(j, chunk, gr, at(col, gr * j->kg * j->l, j->esz), at(ob, gr * j->ccg * j->l, j->esz),
-             j->bias != NULL);
+             j->bias);
   }
 }
 
@@ -511,7 +529,7 @@ static void convt_backward(conv_job *j, int chunk, int64_t b0, int64_t b1) {
       void *gxb = at(j->gx, b * j->ccol * j->l, j->esz);
       for (int64_t gr = 0; gr < j->groups; gr++)
         gemm_w(j, chunk, gr, at(col, gr * j->kg * j->l, j->esz),
-               at(gxb, gr * j->ccg * j->l, j->esz), false);
+               at(gxb, gr * j->ccg * j->l, j->esz), NULL);
     }
     if (gw) {
       const void *xb = at(j->x, b * j->ccol * j->l, j->esz);
@@ -535,10 +553,6 @@ static void run_range(int64_t begin, int64_t end, void *arg) {
  * chunk: below that, starting a thread costs more than it saves. */
 #define CONV_GRAIN_WORK ((int64_t)1 << 20)
 #define MAX_CHUNKS 64
-
-/* Floats of a's size rounded up to 64 bytes, so that buffers laid end to end stay
- * aligned for the packed GEMM. */
-static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
 /* Packs the weight for the AVX-512 GEMM when the job can use it: as A (want_n) and / or
  * as A^T (want_t), for every group, into *holder. Leaves j->fast false otherwise. */
@@ -579,13 +593,16 @@ static void fast_workspace(const conv_job *j, int64_t *bsize, int64_t *asize) {
 #ifdef MM_HAVE_SGEMM_AVX512
   if (!j->fast)
     return;
-  int64_t sizes[3] = {(int64_t)mm_sgemm_b_workspace(j->l, j->kg),
-                      (int64_t)mm_sgemm_b_workspace(j->l, j->ccg),
-                      (int64_t)mm_sgemm_b_workspace(j->kg, j->l)};
-  for (int i = 0; i < 3; i++)
+  int64_t sizes[4] = {
+      (int64_t)mm_sgemm_b_workspace(j->l, j->kg), (int64_t)mm_sgemm_b_workspace(j->l, j->ccg),
+      (int64_t)mm_sgemm_b_workspace(j->kg, j->l), (int64_t)mm_sgemm_b_workspace(j->ccg, j->l)};
+  for (int i = 0; i < 4; i++)
     *bsize = sizes[i] > *bsize ? sizes[i] : *bsize;
   *bsize = round16(*bsize);
-  *asize = round16((int64_t)mm_sgemm_packed_a_size(j->ccg, j->l));
+  int64_t normal = round16((int64_t)mm_sgemm_packed_a_size(j->ccg, j->l));
+  int64_t transposed =
+      round16((int64_t)mm_sgemm_packed_a_size(j->kg, j->l)) + round16(j->kg * j->ccg);
+  *asize = normal > transposed ? normal : transposed;
 #endif
 }
 

@@ -100,9 +100,9 @@ static inline int nn_expand_contig(mm_ctx *ctx, const char *op, const mm_tensor 
 }
 
 /* The packed AVX-512 float32 GEMM of sgemm_avx512.c (x86-64, GCC or Clang): C (m x n,
- * row-major, ldc) = [C +] A @ B, A packed beforehand by mm_sgemm_pack_a (from strides rs,
- * cs) into mm_sgemm_packed_a_size floats; B read through strides brs, bcs and packed into
- * bbuf (mm_sgemm_b_workspace floats, 64-byte aligned). Use only when
+ * row-major, ldc) = (beta ? C : row_bias[i] or 0) + A @ B, A packed beforehand by mm_sgemm_pack_a
+ * (from strides rs, cs) into mm_sgemm_packed_a_size floats; B read through strides brs, bcs and
+ * packed into bbuf (mm_sgemm_b_workspace floats, 64-byte aligned). Use only when
  * mm_sgemm_fast_available() says the CPU has AVX-512F. */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MM_HAVE_SGEMM_AVX512 1
@@ -111,7 +111,8 @@ size_t mm_sgemm_packed_a_size(int64_t m, int64_t k);
 void mm_sgemm_pack_a(int64_t m, int64_t k, const float *a, int64_t rs, int64_t cs, float *dst);
 size_t mm_sgemm_b_workspace(int64_t n, int64_t k);
 void mm_sgemm_packed(int64_t m, int64_t n, int64_t k, const float *apacked, const float *b,
-                     int64_t brs, int64_t bcs, float *c, int64_t ldc, bool beta, float *bbuf);
+                     int64_t brs, int64_t bcs, float *c, int64_t ldc, bool beta,
+                     const float *row_bias, float *bbuf);
 #endif
 
 #endif

@@ -74,7 +74,8 @@ size_t mm_sgemm_b_workspace(int64_t n, int64_t k) {
  * the two column vectors. */
 #define DEFINE_KERNEL(ROWS, RN)                                                                    \
   AVX512 static void kernel_##ROWS(int64_t kc, const float *ap, const float *bp, float *c,         \
-                                   int64_t ldc, bool acc, __mmask16 m0, __mmask16 m1) {            \
+                                   int64_t ldc, bool acc, const float *rb, __mmask16 m0,           \
+                                   __mmask16 m1) {                                                 \
     RN(KDECL)                                                                                      \
     for (int64_t p = 0; p < kc; p++) {                                                             \
       __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);                                \
@@ -84,7 +85,8 @@ size_t mm_sgemm_b_workspace(int64_t n, int64_t k) {
     }                                                                                              \
     RN(KOUT)                                                                                       \
   }
-#define KDECL(i) __m512 c##i##a = _mm512_setzero_ps(), c##i##b = _mm512_setzero_ps();
+#define KDECL(i)                                                                                   \
+  __m512 c##i##a = rb ? _mm512_set1_ps(rb[i]) : _mm512_setzero_ps(), c##i##b = c##i##a;
 #define KSTEP(i)                                                                                   \
   {                                                                                                \
     __m512 a = _mm512_set1_ps(ap[i]);                                                              \
@@ -188,19 +190,21 @@ bool mm_sgemm_fast_available(void) {
 }
 
 void mm_sgemm_packed(int64_t m, int64_t n, int64_t k, const float *apacked, const float *b,
-                     int64_t brs, int64_t bcs, float *c, int64_t ldc, bool beta, float *bbuf) {
+                     int64_t brs, int64_t bcs, float *c, int64_t ldc, bool beta,
+                     const float *row_bias, float *bbuf) {
   if (m == 0 || n == 0)
     return;
   if (k == 0) {
-    if (!beta)
-      for (int64_t i = 0; i < m; i++)
-        memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+    for (int64_t i = 0; !beta && i < m; i++)
+      for (int64_t j = 0; j < n; j++)
+        c[i * ldc + j] = row_bias ? row_bias[i] : 0.0f;
     return;
   }
   int64_t nk = (k + KC - 1) / KC;
   for (int64_t kb = 0; kb < nk; kb++) {
     int64_t p0 = k * kb / nk, kc = k * (kb + 1) / nk - p0;
     bool acc = beta || kb > 0;
+    const float *bias = acc ? NULL : row_bias; /* the first pass starts from the bias */
     int64_t nc_max = block_cols(n, kc);
     for (int64_t jb = 0; jb < n; jb += nc_max) {
       int64_t nc = n - jb < nc_max ? n - jb : nc_max;
@@ -212,19 +216,19 @@ void mm_sgemm_packed(int64_t m, int64_t n, int64_t k, const float *apacked, cons
         for (int64_t i0 = 0; i0 < m; i0 += panel_height(m - i0)) {
           int64_t h = panel_height(m - i0);
           float *ct = c + i0 * ldc + jb + j0;
-          const float *a = ap + p0 * h;
+          const float *a = ap + p0 * h, *rb = bias ? bias + i0 : NULL;
           if (h == 14) {
-            kernel_14(kc, a, bp, ct, ldc, acc, m0, m1);
+            kernel_14(kc, a, bp, ct, ldc, acc, rb, m0, m1);
           } else if (h == 8) {
-            kernel_8(kc, a, bp, ct, ldc, acc, m0, m1);
+            kernel_8(kc, a, bp, ct, ldc, acc, rb, m0, m1);
           } else if (m - i0 >= 4) {
-            kernel_4(kc, a, bp, ct, ldc, acc, m0, m1);
+            kernel_4(kc, a, bp, ct, ldc, acc, rb, m0, m1);
           } else { /* fewer than 4 rows left: through a tile */
             float tile[4 * NR];
-            kernel_4(kc, a, bp, tile, NR, false, 0xffff, 0xffff);
+            kernel_4(kc, a, bp, tile, NR, false, NULL, 0xffff, 0xffff);
             for (int64_t i = 0; i < m - i0; i++)
               for (int64_t j = 0; j < NR && j < nc - j0; j++)
-                ct[i * ldc + j] = (acc ? ct[i * ldc + j] : 0.0f) + tile[i * NR + j];
+                ct[i * ldc + j] = (acc ? ct[i * ldc + j] : (rb ? rb[i] : 0.0f)) + tile[i * NR + j];
           }
           ap += h * k;
         }
