@@ -1,7 +1,9 @@
 -- The Fashion-MNIST CNN's convolutions (1->32 3x3 pad 1 on 28x28 and 32->64 3x3 pad 1 on
 -- 14x14, batch 64), forward and forward + backward on one thread, side by side with
 -- PyTorch (bench/nn_conv_torch.py) when Debian's python3-torch is installed.
--- Medians of 7 runs of 10 calls.
+-- Medians (and minima) of 7 runs of 10 calls each. Both sides allocate their outputs
+-- anew on every call, as a training loop does; the minima show the runs that did not
+-- wait for fresh pages.
 --   make && lua5.4 bench/nn_conv.lua
 package.cpath = "./build/?.so;" .. package.cpath
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -11,7 +13,8 @@ ml.set_num_threads(1)
 ml.manual_seed(0)
 local RUNS, CALLS = 7, 10
 
-local function median_ms(f)
+-- median and minimum, in ms
+local function timed_ms(f)
   local times = {}
   for r = 1, RUNS do
     local t0 = os.clock()
@@ -21,7 +24,7 @@ local function median_ms(f)
     times[r] = (os.clock() - t0) / CALLS
   end
   table.sort(times)
-  return times[(RUNS + 1) // 2] * 1e3
+  return { times[(RUNS + 1) // 2] * 1e3, times[1] * 1e3 }
 end
 
 local ours = {}
@@ -33,10 +36,10 @@ local function conv(name, n, c, hw, o, grad_input)
   local w = ml.randn(o, c, 3, 3):requires_grad_()
   local b = ml.randn(o):requires_grad_()
   local opts = { padding = 1 }
-  ours[name .. "_fwd"] = median_ms(function()
+  ours[name .. "_fwd"] = timed_ms(function()
     ml.no_grad(function() return ml.conv2d(x, w, b, opts) end)
   end)
-  ours[name .. "_fwdbwd"] = median_ms(function()
+  ours[name .. "_fwdbwd"] = timed_ms(function()
     local y = ml.conv2d(x, w, b, opts)
     y:backward(ml.ones_like(y))
     w.grad, b.grad = nil, nil
@@ -52,32 +55,45 @@ local theirs = {}
 local p = io.popen("/usr/bin/python3 bench/nn_conv_torch.py 2>/dev/null")
 if p then
   for line in p:lines() do
-    local k, v = line:match("^(%S+) ([%d.]+)$")
+    local k, med, min = line:match("^(%S+) ([%d.]+) ([%d.]+)$")
     if k then
-      theirs[k] = tonumber(v)
+      theirs[k] = { tonumber(med), tonumber(min) }
     end
   end
   p:close()
 end
 
-print("conv2d, batch 64, one thread (ms, medians)    moonml   PyTorch   ratio")
+local function cell(t, i)
+  return t and string.format("%.2f", t[i]) or "-"
+end
+
+local function ratio(a, b, i)
+  return b and string.format("%.2fx", a[i] / b[i]) or "-"
+end
+
+print("conv2d, batch 64, one thread, ms          median: moonml PyTorch  ratio"
+  .. "   min: moonml PyTorch  ratio")
 local names = {
   { "conv1_fwd", "1->32 28x28 forward" },
   { "conv1_fwdbwd", "1->32 28x28 forward+backward (no grad x)" },
   { "conv2_fwd", "32->64 14x14 forward" },
   { "conv2_fwdbwd", "32->64 14x14 forward+backward" },
 }
-local sum_ours, sum_theirs = 0, 0
+local total = { ours = { 0, 0 }, theirs = { 0, 0 } }
 for _, kv in ipairs(names) do
   local k, label = kv[1], kv[2]
-  local t = theirs[k]
-  print(string.format("  %-42s %7.2f  %8s  %6s", label, ours[k], t and string.format("%.2f", t)
-    or "-", t and string.format("%.2fx", ours[k] / t) or "-"))
+  local a, b = ours[k], theirs[k]
+  print(string.format("  %-42s %6s %7s %6s  %10s %7s %6s", label, cell(a, 1), cell(b, 1),
+    ratio(a, b, 1), cell(a, 2), cell(b, 2), ratio(a, b, 2)))
   if k:find("fwdbwd") then
-    sum_ours, sum_theirs = sum_ours + ours[k], sum_theirs + (t or 0)
+    for i = 1, 2 do
+      total.ours[i] = total.ours[i] + a[i]
+      total.theirs[i] = total.theirs[i] + (b and b[i] or 0)
+    end
   end
 end
-if sum_theirs > 0 then
-  print(string.format("  %-42s %7.2f  %8.2f  %5.2fx", "both convs, forward+backward", sum_ours,
-    sum_theirs, sum_ours / sum_theirs))
+if total.theirs[1] > 0 then
+  local a, b = total.ours, total.theirs
+  print(string.format("  %-42s %6s %7s %6s  %10s %7s %6s", "both convs, forward+backward",
+    cell(a, 1), cell(b, 1), ratio(a, b, 1), cell(a, 2), cell(b, 2), ratio(a, b, 2)))
 end
