@@ -40,7 +40,7 @@ CORE_SRCS := $(sort $(wildcard src/core/*.c src/ops/*.c src/autograd/*.c src/opt
 LUA_SRCS  := $(sort $(wildcard src/lua/*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
 LUA_OBJS  := $(LUA_SRCS:src/%.c=$(BUILD)/obj/%.o)
-C_FILES = $(wildcard src/*.h src/*/*.c src/*/*.h bench/*.c)
+C_FILES = $(wildcard src/*.h src/*/*.c src/*/*.h bench/*.c spec/c/*.c)
 LIB := $(BUILD)/libmoonml.a
 SO  := $(BUILD)/moonml/core.so
 
@@ -52,10 +52,10 @@ PREFIX      ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 
-DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
+DEB_PACKAGES := dataset-fashion-mnist lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all demo lint format rock install clean
+.PHONY: all rebuild deps test test-all test-c demo bench bench-rec lint format rock install clean
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -97,14 +97,29 @@ rebuild:
 	$(MAKE) all
 
 # The default run leaves out specs tagged #slow; test-all runs everything.
-test: all
+test: all test-c
 	$(BUSTED) --exclude-tags=slow
 
-test-all: all
+test-all: all test-c
 	$(BUSTED)
+
+# C programs under spec/c link the core alone (no Lua), as an embedding host would.
+C_TESTS := $(patsubst spec/c/%.c,$(BUILD)/spec-c/%,$(wildcard spec/c/*.c))
+$(BUILD)/spec-c/%: spec/c/%.c $(LIB) src/moonml.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -pthread $(WARN) -Isrc $< $(LIB) $(DEP_LIBS) -o $@
+test-c: $(C_TESTS)
+	@for t in $(C_TESTS); do $$t || exit 1; done
 
 demo: all
 	$(RUN_ENV) $(LUA) examples/linear_regression.lua
+
+# Benchmarks. bench-rec: every recommender on ML-100k (Surprise's folds) and ML-latest-small
+# beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data folder.
+bench: bench-rec
+
+bench-rec: all
+	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:

@@ -1,75 +1,81 @@
 -- Tensor memory is told to Lua's collector (DESIGN.md, "Memory"): loops of temporaries
 -- stay flat without collectgarbage(), and `local t <close>` frees at once.
--- Resident-size growth after warm-up, measured on Debian 12 (Lua 5.4.4, busted):
---   collector told (mml_push_tensor's lua_gc step): zeros(4) loop 0.1-0.25 MB,
---     clone loop 0-0.1 MB, 4 MB loop 0 MB;
---   lua_gc step commented out: zeros(4) loop 5.5 MB, clone loop 4.6-8.1 MB,
---     4 MB loop past 300 MB within about 80 iterations (stopped there).
+-- Resident-size growth after warm-up (each loop in a fresh process), Debian 12, Lua 5.4.4:
+--   as built: the small loops well under 1 MB, the 4 MB loop 0 MB;
+--   with mml_push_tensor's lua_gc step removed, the 4 MB loop passes 300 MB (fails).
+-- The small loops catch leaks: losing even 16 bytes per call grows them by 16 MB.
 local ml = require("moonml")
 local h = require("helpers")
 
--- Resident set size in KB (VmRSS), or nil where /proc is absent.
-local function rss_kb()
+-- The loops run in a fresh lua5.4 process, so that the heap left by other spec files does
+-- not set the collector's pace. The child prints the largest growth of its resident size
+-- (KB) over the size after warm-up, sampled every `every` calls; it stops early once the
+-- growth passes limit_kb, so a regression fails fast instead of eating the machine. No
+-- collectgarbage() is called in the child.
+local CHILD = [[
+local ml = require("moonml")
+local make_temp = load(arg[1], "temp", "t", { ml = ml })()
+local n, warm, every, limit = tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
+local function rss()
   local f = io.open("/proc/self/status", "r")
-  if not f then
-    return nil
-  end
-  local status = f:read("a")
+  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+)"))
   f:close()
-  return tonumber(status:match("VmRSS:%s*(%d+)"))
+  return kb
 end
+for _ = 1, warm do make_temp() end
+local base = rss()
+local peak = base
+for i = 1, n do
+  make_temp()
+  if i % every == 0 then
+    peak = math.max(peak, rss())
+    if peak - base > limit then break end
+  end
+end
+print(peak - base)
+]]
 
--- Runs make_temp() n times after `warm` warm-up calls; returns the largest growth of the
--- resident size (KB) over the size after warm-up, sampled every `every` calls. Stops early
--- once the growth passes limit_kb, so a regression fails fast instead of eating the machine.
-local function rss_growth(make_temp, n, warm, every, limit_kb)
-  -- One full collection before the warm-up (never inside the loop): earlier spec files
-  -- leave a large heap whose garbage would otherwise be reused during the measurement.
-  collectgarbage("collect")
-  for _ = 1, warm do
-    make_temp()
-  end
-  local base = rss_kb()
-  local peak = base
-  for i = 1, n do
-    make_temp()
-    if i % every == 0 then
-      peak = math.max(peak, rss_kb())
-      if peak - base > limit_kb then
-        break
-      end
-    end
-  end
-  return peak - base
+local function rss_growth(body, n, warm, every, limit_kb)
+  local script = os.tmpname()
+  local f = assert(io.open(script, "w"))
+  f:write(CHILD)
+  f:close()
+  local cmd = string.format("LUA_PATH=%q LUA_CPATH=%q lua5.4 %s %q %d %d %d %d", package.path,
+    package.cpath, script, "return function() " .. body .. " end", n, warm, every, limit_kb)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  os.remove(script)
+  return assert(tonumber(out), "the child process printed: " .. out)
 end
 
 local MB = 1024
 
 describe("memory", function()
-  if not rss_kb() then
+  local status = io.open("/proc/self/status", "r")
+  if not status then
     pending("needs /proc/self/status (Linux) to read the resident size")
     return
   end
+  status:close()
 
   it("10^6 small temporaries (zeros(4)) keep the resident size within 2 MB", function()
-    local growth = rss_growth(function()
-      return ml.zeros(4)
-    end, 1000000, 100000, 10000, 2 * MB)
+    local growth = rss_growth("return ml.zeros(4)", 1000000, 100000, 10000, 2 * MB)
     assert(growth < 2 * MB, string.format("resident size grew by %.1f MB", growth / MB))
   end)
 
-  it("10^6 clones of a 16-element tensor keep the resident size within 2 MB", function()
-    local x = ml.arange(16)
-    local growth = rss_growth(function()
-      return x:clone()
-    end, 1000000, 100000, 10000, 2 * MB)
+  it("10^6 results of a + b on 16-element tensors keep the resident size within 2 MB", function()
+    local growth = rss_growth("local x = ml.arange(16); return x + x", 1000000, 100000, 10000, 2 * MB)
     assert(growth < 2 * MB, string.format("resident size grew by %.1f MB", growth / MB))
+  end)
+
+  it("3,000 temporaries of 400 kB keep the resident size within 64 MB", function()
+    local growth = rss_growth("return ml.zeros(100000)", 3000, 100, 10, 64 * MB)
+    assert(growth < 64 * MB, string.format("resident size grew by %.1f MB", growth / MB))
   end)
 
   it("2,000 temporaries of 4 MB keep the resident size within 300 MB", function()
-    local growth = rss_growth(function()
-      return ml.zeros(1024 * 1024)
-    end, 2000, 20, 10, 300 * MB)
+    local growth = rss_growth("return ml.zeros(1024 * 1024)", 2000, 20, 10, 300 * MB)
     assert(growth < 300 * MB, string.format("resident size grew by %.1f MB", growth / MB))
   end)
 

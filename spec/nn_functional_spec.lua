@@ -304,8 +304,9 @@ describe("nn functional ops: behaviour", function()
       local b = ml.randn(nb)
       local got, want = {}, {}
       for _, dt in ipairs({ "float32", "float64" }) do
-        local xs, ws, bs = x:to(dt):requires_grad_(), w:to(dt):requires_grad_(),
-            b:to(dt):requires_grad_()
+        -- fresh leaves (to() of the same dtype may hand back the tensor itself)
+        local xs, ws, bs = x:to(dt):clone():requires_grad_(), w:to(dt):clone():requires_grad_(),
+            b:to(dt):clone():requires_grad_()
         local y = ml[c.op](xs, ws, bs, c.opts)
         ml.manual_seed(5)
         local g = ml.randn(y:shape()):to(dt)

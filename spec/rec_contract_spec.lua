@@ -13,6 +13,22 @@ local ALGOS = {
   { "SVDpp", function() return rec.SVDpp({ n_factors = 3, random_state = 1 }) end, true },
   { "NMF", function() return rec.NMF({ n_factors = 3, random_state = 1 }) end, false },
   { "NMF", function() return rec.NMF({ n_factors = 3, biased = true, random_state = 1 }) end, true },
+  { "KNNBasic", function() return rec.KNNBasic() end, false },
+  { "KNNBasic", function()
+    return rec.KNNBasic({ k = 2, sim_options = { name = "cosine", user_based = false } })
+  end, false },
+  { "KNNWithMeans", function() return rec.KNNWithMeans({ sim_options = { name = "pearson" } }) end,
+    false },
+  { "KNNWithZScore", function()
+    return rec.KNNWithZScore({ sim_options = { name = "msd", user_based = false } })
+  end, false },
+  { "KNNBaseline", function() return rec.KNNBaseline() end, true },
+  { "KNNBaseline", function()
+    return rec.KNNBaseline({ sim_options = { name = "pearson_baseline", user_based = false },
+      bsl_options = { method = "sgd" } })
+  end, true },
+  { "SlopeOne", function() return rec.SlopeOne() end, false },
+  { "CoClustering", function() return rec.CoClustering({ random_state = 1 }) end, false },
 }
 
 -- 6 users x 8 items, integer and string ids mixed; user 6 rated items 1..4 only.

@@ -118,6 +118,12 @@ typedef struct mm_tensor {
   bool requires_grad;
   struct mm_tensor *grad;
   mm_node *grad_fn;
+  /* a view made by a view op (mm_view ... mm_select): the tensor it views (never itself
+   * such a view; retained), and base->grad_fn when this view's history was last brought
+   * up to date. An in-place change through one view rewrites the base's history, and
+   * every other view of it rebuilds its own from the base when next used (as PyTorch). */
+  struct mm_tensor *base;
+  mm_node *view_fn;
 } mm_tensor;
 
 MM_API void mm_retain(mm_tensor *t);
@@ -149,11 +155,33 @@ MM_API mm_tensor *mm_randint(mm_ctx *ctx, mm_dtype dt, int64_t low, int64_t high
 MM_API mm_tensor *mm_from_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
                                  const void *data, size_t nbytes);
 
+/* Called with (data, ud) when the last tensor over a wrapped buffer is released. */
+typedef void (*mm_free_fn)(void *data, void *ud);
+/* A tensor over caller memory, without copying: contiguous, row-major, native byte order;
+ * nbytes must equal numel * element size and data must be aligned to the element size. Views
+ * and in-place ops read and write that memory. With free_fn, moonml owns the buffer from a
+ * successful call on and calls free_fn(data, free_ud) once, when the last tensor (or view, or
+ * autograd saved copy) over it goes. With free_fn NULL the caller keeps ownership: the memory
+ * must stay valid until every tensor over it is released. On error (NULL returned) nothing is
+ * taken and free_fn is not called. Wrapped bytes do not count in mm_ctx_live_bytes. */
+MM_API mm_tensor *mm_wrap_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                                 void *data, size_t nbytes, mm_free_fn free_fn, void *free_ud);
+/* Raw little-endian bytes (safetensors' and NumPy's '<' layout) to a new contiguous tensor;
+ * nbytes must equal numel * element size; bool bytes must be 0 or 1. */
+MM_API mm_tensor *mm_from_bytes(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
+                                const void *data, size_t nbytes);
+/* t's elements in row-major order (whatever its strides) as little-endian bytes into out,
+ * which holds exactly nbytes = numel * element size. */
+MM_API int mm_to_bytes(mm_ctx *ctx, const mm_tensor *t, void *out, size_t nbytes);
+
 /* element access; idx holds ndim 0-based indices (already checked by the caller) */
 MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
 MM_API void mm_set_double(mm_tensor *t, const int64_t *idx, double v);
 MM_API void mm_set_int64(mm_tensor *t, const int64_t *idx, int64_t v);
+/* t[idx] = v as an in-place op autograd sees: refused for a leaf that requires grad (or a
+ * view of one) in grad mode; recorded when t or its base requires grad. */
+MM_API int mm_set_element_(mm_ctx *ctx, mm_tensor *t, const int64_t *idx, double v);
 
 /* views: share storage, never copy data */
 MM_API mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape);
@@ -185,6 +213,28 @@ MM_API int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value);
 MM_API int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
                               const int64_t *sb, int *nout, int64_t *out);
 
+/* ---------------------------------------------------------------- sampling */
+
+/* Sampling (src/ops/random.c), all from the context's generator, in row-major order of the
+ * elements, so that mm_manual_seed makes every draw reproducible. Positions are 0-based here. */
+/* 0 .. n-1 in random order, int64 */
+MM_API mm_tensor *mm_randperm(mm_ctx *ctx, int64_t n);
+/* num_samples category positions (int64) for each row of weights (1-D: [num_samples]; 2-D:
+ * [rows, num_samples]), category k drawn with probability weight_k / sum of the row. Weights must
+ * be finite and >= 0 with a positive sum per row. Without replacement the positions of a row
+ * are distinct and num_samples may not exceed its number of non-zero weights (PyTorch would
+ * then hand out zero-weight categories). */
+MM_API mm_tensor *mm_multinomial(mm_ctx *ctx, const mm_tensor *probs, int64_t num_samples,
+                                 bool replacement);
+/* 1 with probability p[i], else 0; p is a float tensor of values in [0, 1]; p's dtype. */
+MM_API mm_tensor *mm_bernoulli(mm_ctx *ctx, const mm_tensor *p);
+/* In place, any dtype: each element 1 with probability p (the number, or the tensor pt
+ * broadcast to t's shape when pt is not NULL), else 0. */
+MM_API int mm_bernoulli_(mm_ctx *ctx, mm_tensor *t, const mm_tensor *pt, double p);
+/* In place, float tensors: uniform on [from, to) (finite, from <= to); normal (std >= 0). */
+MM_API int mm_uniform_(mm_ctx *ctx, mm_tensor *t, double from, double to);
+MM_API int mm_normal_(mm_ctx *ctx, mm_tensor *t, double mean, double std);
+
 /* ---------------------------------------------------------------- autograd */
 
 /* Grad mode lives in the context: ops record the graph only while it is on. */
@@ -199,6 +249,9 @@ MM_API mm_tensor *mm_detach(mm_ctx *ctx, const mm_tensor *t);
  * succeeds. Without retain_graph the saved tensors are freed on the way. */
 MM_API int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain_graph);
 MM_API const char *mm_node_name(const mm_node *node); /* "AddBackward", ... */
+/* Brings a view's history up to date after an in-place change of what it views (ops do
+ * this themselves; for reading t->requires_grad / t->grad_fn directly). */
+MM_API int mm_sync_view(mm_ctx *ctx, mm_tensor *t);
 /* Counts in-place changes of a tensor's storage; saved tensors check it in backward. */
 MM_API void mm_bump_version(mm_tensor *t);
 
@@ -267,6 +320,55 @@ MM_API int mm_unary_(mm_ctx *ctx, mm_unary_op op, mm_tensor *a);
 MM_API int mm_allclose(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b, double rtol,
                        double atol, bool equal_nan, bool *result);
 
+/* ---------------------------------------------------------------- more element-wise math */
+/* src/ops/math.c. Dtypes follow PyTorch; every op records its autograd node, and the in-place
+ * forms take a graph too (a leaf that requires grad cannot change in place while grad mode is
+ * on, as in PyTorch). In place, the result must fit the tensor's dtype and shape. */
+
+typedef enum mm_math_op {
+  MM_MATH_RSQRT = 0,
+  MM_MATH_SIN,
+  MM_MATH_COS,
+  MM_MATH_SIGN, /* -1, 0 or 1 (NaN gives 0) */
+  MM_MATH_FLOOR,
+  MM_MATH_CEIL,
+  MM_MATH_ROUND, /* half to even, as PyTorch */
+  MM_MATH_OP_COUNT
+} mm_math_op;
+
+MM_API const char *mm_math_op_name(mm_math_op op); /* "rsqrt", "sin", ... */
+/* rsqrt, sin and cos of int64/bool give float32; sign keeps every dtype; floor, ceil and round
+ * keep int64 as it is and refuse bool. */
+MM_API mm_tensor *mm_math(mm_ctx *ctx, mm_math_op op, const mm_tensor *a);
+MM_API int mm_math_(mm_ctx *ctx, mm_math_op op, mm_tensor *a);
+
+/* One bound of clamp: absent (set false), a tensor t, or else the scalar s. */
+typedef struct mm_bound {
+  bool set;
+  const mm_tensor *t;
+  mm_scalar s;
+} mm_bound;
+
+/* min(max(a, min), max) with broadcasting; at least one bound must be set. The dtype is
+ * promoted over a and the bounds (scalars by the wrapped-number rule); bool bounds act as or /
+ * and. A NaN in a or in a bound gives NaN. A number and a tensor may be mixed (PyTorch 1.13 takes
+ * two numbers or two tensors). The gradient is 1 where min <= a <= max, else 0; a tensor
+ * bound gets it where it is the answer (PyTorch's rule, min > max included). */
+MM_API mm_tensor *mm_clamp(mm_ctx *ctx, const mm_tensor *a, mm_bound min, mm_bound max);
+MM_API int mm_clamp_(mm_ctx *ctx, mm_tensor *a, mm_bound min, mm_bound max);
+/* Element-wise larger / smaller of two tensors, promoted and broadcast; NaN propagates; on a tie
+ * each side gets half of the gradient (PyTorch). */
+MM_API mm_tensor *mm_maximum(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API mm_tensor *mm_minimum(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
+MM_API int mm_maximum_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *b);
+MM_API int mm_minimum_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *b);
+/* start + weight * (end - start), weight being the tensor w, or the number ws when w is NULL.
+ * start, end and w share one floating dtype (PyTorch does not promote here). */
+MM_API mm_tensor *mm_lerp(mm_ctx *ctx, const mm_tensor *start, const mm_tensor *end,
+                          const mm_tensor *w, double ws);
+MM_API int mm_lerp_(mm_ctx *ctx, mm_tensor *start, const mm_tensor *end, const mm_tensor *w,
+                    double ws);
+
 /* ---------------------------------------------------------------- reductions */
 
 typedef enum mm_reduce_op {
@@ -287,6 +389,111 @@ MM_API mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a
 MM_API mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 MM_API mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 
+/* ---------------------------------------------------------------- indexing */
+
+/* Index tensors are int64 counting from 0; every index is checked against its dimension.
+ * mm_index_normalize turns what a user gave (int64, or float32/float64 holding whole
+ * numbers, counting from `base`; negative from the end if allow_negative) into such a
+ * tensor (new, contiguous, same shape); `dim` only names the dimension in its messages. */
+MM_API mm_tensor *mm_index_normalize(mm_ctx *ctx, const char *op, const mm_tensor *index,
+                                     int64_t size, int dim, int base, bool allow_negative);
+/* index: 1-D or 0-d; the result has a's shape with dim's size numel(index) */
+MM_API mm_tensor *mm_index_select(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.gather: index has a's number of dims; the result has index's shape */
+MM_API mm_tensor *mm_gather(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.scatter: src's elements (src a tensor of a's dtype), or the 0-d tensor value (src
+ * NULL; converted to a's dtype, no gradient), written where index points along dim. */
+MM_API mm_tensor *mm_scatter(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                             const mm_tensor *src, const mm_tensor *value);
+MM_API int mm_scatter_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                       const mm_tensor *src, const mm_tensor *value);
+MM_API mm_tensor *mm_scatter_add(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                                 const mm_tensor *src);
+MM_API int mm_scatter_add_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                           const mm_tensor *src);
+/* mask: bool, broadcast with a (in place: to a's shape); value: a 0-d tensor */
+MM_API mm_tensor *mm_masked_fill(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask,
+                                 const mm_tensor *value);
+MM_API int mm_masked_fill_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *mask,
+                           const mm_tensor *value);
+/* the elements of a where mask (both broadcast) is true, as a 1-D tensor */
+MM_API mm_tensor *mm_masked_select(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask);
+/* cond ? x : y, the three broadcast; x or y NULL means the scalar xs / ys, promoted as
+ * PyTorch's wrapped numbers (two scalars give int64, or float32 if either is fractional). */
+MM_API mm_tensor *mm_where(mm_ctx *ctx, const mm_tensor *cond, const mm_tensor *x, mm_scalar xs,
+                           const mm_tensor *y, mm_scalar ys);
+/* positions of the nonzero elements (NaN counts): N x ndim int64, 0-based, row-major order */
+MM_API mm_tensor *mm_nonzero(mm_ctx *ctx, const mm_tensor *a);
+/* a[key]: a bool key whose shape equals a's leading dims picks the true positions (shape
+ * [count, rest of a]); an int64 key picks along dim 0 (shape key's + rest of a). */
+MM_API mm_tensor *mm_index(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *key);
+/* a[key] = value: value broadcast to a[key]'s shape and converted to a's dtype; with
+ * repeated indices the last write wins. */
+MM_API int mm_index_put_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *key, const mm_tensor *value);
+/* ---------------------------------------------------------------- more reductions, scans */
+
+typedef enum mm_stat_op {
+  MM_STAT_PROD = 0, /* int64 and bool give int64 (wrapping around on overflow) */
+  MM_STAT_VAR,      /* var, std and norm need a floating-point tensor */
+  MM_STAT_STD,
+  MM_STAT_NORM,
+  MM_STAT_LOGSUMEXP, /* int64 and bool give float32 */
+  MM_STAT_OP_COUNT
+} mm_stat_op;
+
+/* param: the correction of VAR / STD (1 for the unbiased estimate: sum of squared
+ * deviations over max(0, n - correction)); p of NORM (any number but NaN; INFINITY and
+ * -INFINITY for the largest / smallest |x|, 0 counts nonzeros); unused otherwise.
+ * Over all elements (a 0-d result) or along one dim. */
+MM_API mm_tensor *mm_stat_all(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, double param);
+MM_API mm_tensor *mm_stat_dim(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, int dim, bool keepdim,
+                              double param);
+/* Running sum / product along dim; bool gives int64. */
+MM_API mm_tensor *mm_cumsum(mm_ctx *ctx, const mm_tensor *a, int dim);
+MM_API mm_tensor *mm_cumprod(mm_ctx *ctx, const mm_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- sorting */
+
+/* Stable sort along dim: equal values keep their order; NaN counts as larger than every
+ * number (last ascending, first descending); -0 equals +0. *indices (if not NULL)
+ * receives the 0-based int64 positions the values came from. */
+MM_API mm_tensor *mm_sort(mm_ctx *ctx, const mm_tensor *a, int dim, bool descending,
+                          mm_tensor **indices);
+/* The k largest (or smallest) along dim, best first when sorted (otherwise in no set
+ * order); among equal values the earlier position comes first. 0 <= k <= size; not for
+ * bool tensors (PyTorch refuses them too). */
+MM_API mm_tensor *mm_topk(mm_ctx *ctx, const mm_tensor *a, int64_t k, int dim, bool largest,
+                          bool sorted, mm_tensor **indices);
+/* The distinct values of a (all elements), ascending; each NaN is distinct and they come
+ * last. inverse (a's shape) and counts, if not NULL, receive int64 tensors: the 0-based
+ * position in the result of each element, and how often each value occurs. */
+MM_API mm_tensor *mm_unique(mm_ctx *ctx, const mm_tensor *a, mm_tensor **inverse,
+                            mm_tensor **counts);
+
+/* ---------------------------------------------------------------- joining and splitting */
+
+/* Joins n >= 1 tensors along dim (cat: an existing one, sizes equal elsewhere; stack: a new
+ * one, shapes equal). The dtype is promoted over all of them; cat skips 1-D empty tensors
+ * whatever their shape elsewhere, as PyTorch does. */
+MM_API mm_tensor *mm_cat(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+MM_API mm_tensor *mm_stack(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+/* Consecutive views along dim: pieces of `size` (the last may be smaller), pieces of the
+ * given sizes (they must add up to the size of dim), or `chunks` pieces of equal size but
+ * the last (fewer when the size does not allow that many). They return a malloc'd array of
+ * new references (their number in *count) for mm_release_list, or NULL on error. */
+MM_API mm_tensor **mm_split(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t size, int64_t *count);
+MM_API mm_tensor **mm_split_sizes(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t n,
+                                  const int64_t *sizes);
+MM_API mm_tensor **mm_chunk(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t chunks,
+                            int64_t *count);
+MM_API void mm_release_list(mm_tensor **ts, int64_t n); /* releases each, frees the array */
+/* The tensor repeated reps[d] times along each dim. repeat (torch.Tensor.repeat) needs
+ * n >= ndim; tile (torch.tile) also takes fewer, padding them with 1s in front. */
+MM_API mm_tensor *mm_repeat(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+MM_API mm_tensor *mm_tile(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+/* A copy with the order of elements reversed along each of the n dims. */
+MM_API mm_tensor *mm_flip(mm_ctx *ctx, const mm_tensor *t, int n, const int *dims);
+
 /* ---------------------------------------------------------------- linear algebra */
 
 /* PyTorch's torch.matmul rules for 1-D, 2-D and batched (broadcast) operands. */
@@ -298,6 +505,52 @@ MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 /* beta * c + alpha * (a @ b), c broadcast to the product's shape */
 MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
                            double beta, double alpha);
+
+/* ---------------------------------------------------------------- optimizers */
+
+/* Fused parameter updates with PyTorch 1.13's formulas. Every tensor of one call has the
+ * parameter's shape and floating dtype and is contiguous; the state tensors are updated
+ * in place. grad == NULL skips the parameter. None of these records a graph. */
+typedef struct mm_sgd_opts {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize;
+} mm_sgd_opts;
+/* buf: the momentum buffer (ignored when momentum == 0); first: buf holds no history yet */
+MM_API int mm_sgd_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *buf,
+                       bool first, const mm_sgd_opts *o);
+
+typedef struct mm_adam_opts {
+  double lr, beta1, beta2, eps, weight_decay;
+  bool amsgrad, maximize;
+  bool decoupled; /* AdamW: weight decay applied to the parameter, not the gradient */
+} mm_adam_opts;
+/* step counts from 1 (this update's number); max_sq only with amsgrad */
+MM_API int mm_adam_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor *avg,
+                        mm_tensor *avg_sq, mm_tensor *max_sq, int64_t step, const mm_adam_opts *o);
+
+typedef struct mm_rmsprop_opts {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered, maximize;
+} mm_rmsprop_opts;
+/* buf only with momentum > 0, grad_avg only when centered */
+MM_API int mm_rmsprop_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *square_avg, mm_tensor *buf, mm_tensor *grad_avg,
+                           const mm_rmsprop_opts *o);
+
+typedef struct mm_adagrad_opts {
+  double lr, lr_decay, weight_decay, eps;
+  bool maximize;
+} mm_adagrad_opts;
+MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
+                           mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
+
+/* ---------------------------------------------------------------- files: IDX */
+
+/* Reads an IDX file (the MNIST format), gzip-compressed or plain, into a tensor of the
+ * stored shape converted to dtype (float32 or float64 keep the values; int64 needs an
+ * integer element type). Every size is checked against the file: a truncated, oversized
+ * or malformed file is an error naming the path. */
+MM_API mm_tensor *mm_read_idx(mm_ctx *ctx, const char *path, mm_dtype dtype);
 
 #ifdef __cplusplus
 }

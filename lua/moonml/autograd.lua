@@ -14,7 +14,7 @@ return function(ml, core)
   -- when fn raises an error). Returns fn's results.
   function ml.no_grad(fn, ...)
     if type(fn) ~= "function" then
-      error("moonml.no_grad: expected a function, got " .. type(fn), 2)
+      error("moonml.no_grad: expected a function, got " .. type(fn), 0)
     end
     return restore_after(core.set_grad_enabled(false), pcall(fn, ...))
   end
@@ -22,7 +22,7 @@ return function(ml, core)
   --- Calls fn(...) with gradient recording on (inside a no_grad scope, say).
   function ml.enable_grad(fn, ...)
     if type(fn) ~= "function" then
-      error("moonml.enable_grad: expected a function, got " .. type(fn), 2)
+      error("moonml.enable_grad: expected a function, got " .. type(fn), 0)
     end
     return restore_after(core.set_grad_enabled(true), pcall(fn, ...))
   end
@@ -51,18 +51,18 @@ return function(ml, core)
     return positions
   end
 
-  -- t:set(i, j, ..., v) with the indices in pos (table.unpack(pos), v would pass only
-  -- the first index)
-  local function set_at(t, pos, v)
+  -- x:set(i, j, ..., v) with the indices from a table (table.unpack in the middle of an
+  -- argument list would pass only the first index)
+  local function set_at(x, pos, v)
     local args = { table.unpack(pos) }
     args[#args + 1] = v
-    t:set(table.unpack(args))
+    x:set(table.unpack(args))
   end
 
   local function output_of(fn, inputs)
     local y = fn(table.unpack(inputs))
     if not ml.is_tensor(y) then
-      error("moonml.gradcheck: fn must return a tensor, got " .. type(y), 3)
+      error("moonml.gradcheck: fn must return a tensor, got " .. type(y), 0)
     end
     return y
   end
@@ -74,10 +74,10 @@ return function(ml, core)
   -- mismatch.
   function ml.gradcheck(fn, inputs, opts)
     if type(fn) ~= "function" then
-      error("moonml.gradcheck: expected a function, got " .. type(fn), 2)
+      error("moonml.gradcheck: expected a function, got " .. type(fn), 0)
     end
     if type(inputs) ~= "table" then
-      error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 2)
+      error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 0)
     end
     opts = opts or {}
     local checked = {}

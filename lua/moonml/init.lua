@@ -32,5 +32,20 @@ function ml.is_tensor(x)
 end
 
 export_methods()
-ml.rec = require("moonml.rec")
+
+-- Sub-packages load on first use (ml.nn, ml.rec, ...); they may require "moonml" at
+-- their top, which finds this table.
+package.loaded["moonml"] = ml
+local subpackages = { nn = "moonml.nn", rec = "moonml.rec", optim = "moonml.optim",
+  data = "moonml.data" }
+setmetatable(ml, {
+  __index = function(t, key)
+    local name = subpackages[key]
+    if name then
+      local m = require(name)
+      rawset(t, key, m)
+      return m
+    end
+  end,
+})
 return ml

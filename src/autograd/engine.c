@@ -20,40 +20,56 @@ const char *mm_node_name(const mm_node *node) { return node->name; }
 
 /* ------------------------------------------------------------------ nodes */
 
+/* The edge along which t's gradient flows: to its grad_fn, or to t itself as a leaf. */
+static void edge_from(mm_edge *e, const mm_tensor *t) {
+  e->needs_grad = true;
+  e->dtype = t->dtype;
+  e->ndim = t->ndim;
+  memcpy(e->shape, t->shape, sizeof e->shape);
+  if (t->grad_fn) {
+    e->node = t->grad_fn;
+    mm_node_retain(e->node);
+  } else {
+    e->leaf = (mm_tensor *)t;
+    mm_retain(e->leaf);
+  }
+}
+
+static mm_node *new_node(mm_ctx *ctx, const char *name, mm_backward_fn fn, int n_inputs) {
+  mm_node *node = calloc(1, sizeof *node);
+  if (!node) {
+    mm_fail(ctx, "moonml.%s: out of memory recording the graph", name);
+    return NULL;
+  }
+  node->refcount = 1;
+  node->name = name;
+  node->backward = fn;
+  node->n_inputs = n_inputs;
+  return node;
+}
+
 int mm_node_begin(mm_ctx *ctx, const char *name, mm_backward_fn fn, int n_inputs,
                   const mm_tensor *const *inputs, mm_node **out) {
   *out = NULL;
   if (!ctx->grad_enabled)
     return 0;
   bool any = false;
-  for (int k = 0; k < n_inputs; k++)
-    any = any || (inputs[k] && inputs[k]->requires_grad);
+  for (int k = 0; k < n_inputs; k++) {
+    if (!inputs[k])
+      continue;
+    /* a view whose base changed in place first takes its history from the base */
+    if (inputs[k]->base && mm_sync_view(ctx, (mm_tensor *)inputs[k]) != 0)
+      return -1;
+    any = any || inputs[k]->requires_grad;
+  }
   if (!any)
     return 0;
-  mm_node *node = calloc(1, sizeof *node);
+  mm_node *node = new_node(ctx, name, fn, n_inputs);
   if (!node)
-    return mm_fail(ctx, "moonml.%s: out of memory recording the graph", name);
-  node->refcount = 1;
-  node->name = name;
-  node->backward = fn;
-  node->n_inputs = n_inputs;
-  for (int k = 0; k < n_inputs; k++) {
-    const mm_tensor *t = inputs[k];
-    mm_edge *e = &node->in[k];
-    if (!t || !t->requires_grad)
-      continue;
-    e->needs_grad = true;
-    e->dtype = t->dtype;
-    e->ndim = t->ndim;
-    memcpy(e->shape, t->shape, sizeof e->shape);
-    if (t->grad_fn) {
-      e->node = t->grad_fn;
-      mm_node_retain(e->node);
-    } else {
-      e->leaf = (mm_tensor *)t;
-      mm_retain(e->leaf);
-    }
-  }
+    return -1;
+  for (int k = 0; k < n_inputs; k++)
+    if (inputs[k] && inputs[k]->requires_grad)
+      edge_from(&node->in[k], inputs[k]);
   *out = node;
   return 0;
 }
@@ -82,6 +98,12 @@ static void free_saved(mm_node *node) {
     mm_release(node->saved[s]);
     node->saved[s] = NULL;
   }
+  if (node->view && node->view->inner) /* CopySlices: the in-place op's node saves for it */
+    free_saved(node->view->inner);
+}
+
+static bool has_saved(const mm_node *node) {
+  return node->n_saved > 0 || (node->view && node->view->inner && has_saved(node->view->inner));
 }
 
 /* Iterative, so that releasing a graph a million nodes long cannot overflow the stack. */
@@ -92,9 +114,14 @@ void mm_node_release(mm_node *node) {
   mm_node **stack = malloc(cap * sizeof *stack);
   mm_node *cur = node;
   for (;;) {
-    for (int k = 0; k < cur->n_inputs; k++) {
-      mm_release(cur->in[k].leaf);
-      mm_node *next = cur->in[k].node;
+    for (int k = 0; k <= cur->n_inputs; k++) {
+      mm_node *next;
+      if (k < cur->n_inputs) {
+        mm_release(cur->in[k].leaf);
+        next = cur->in[k].node;
+      } else { /* CopySlices owns the in-place op's node */
+        next = cur->view ? cur->view->inner : NULL;
+      }
       if (next && --next->refcount == 0) {
         if (n == cap) {
           mm_node **grown = stack ? realloc(stack, 2 * cap * sizeof *stack) : NULL;
@@ -111,6 +138,7 @@ void mm_node_release(mm_node *node) {
     }
     free_saved(cur);
     mm_release(cur->grad_acc);
+    free(cur->view);
     free(cur);
     if (n == 0)
       break;
@@ -162,6 +190,234 @@ mm_tensor *mm_sum_to_shape(mm_ctx *ctx, const mm_tensor *g, int ndim, const int6
   mm_tensor *out = mm_reshape(ctx, cur, ndim, shape);
   mm_release(cur);
   return out;
+}
+
+/* ------------------------------------------------------------------ views, in place */
+
+static bool has_overlap(const mm_tensor *t) {
+  for (int d = 0; d < t->ndim; d++)
+    if (t->shape[d] > 1 && t->stride[d] == 0)
+      return true;
+  return false;
+}
+
+static void set_view_fn(mm_tensor *t, mm_node *fn) {
+  if (fn)
+    mm_node_retain(fn);
+  mm_node_release(t->view_fn);
+  t->view_fn = fn;
+}
+
+void mm_view_track(mm_tensor *v, const mm_tensor *t) {
+  mm_tensor *root = t->base ? t->base : (mm_tensor *)t;
+  mm_retain(root);
+  v->base = root;
+  v->view_fn = NULL;
+  set_view_fn(v, root->grad_fn);
+}
+
+static void geom_of(mm_geom *g, const mm_tensor *t) {
+  g->ndim = t->ndim;
+  g->offset = t->offset;
+  memcpy(g->shape, t->shape, sizeof g->shape);
+  memcpy(g->stride, t->stride, sizeof g->stride);
+}
+
+/* A header over buf's storage with geometry g (no autograd). */
+static mm_tensor *as_strided(mm_ctx *ctx, const mm_tensor *buf, const mm_geom *g) {
+  mm_tensor *v = mm_tensor_view_of(ctx, buf);
+  if (v) {
+    v->ndim = g->ndim;
+    v->offset = g->offset;
+    memcpy(v->shape, g->shape, sizeof v->shape);
+    memcpy(v->stride, g->stride, sizeof v->stride);
+  }
+  return v;
+}
+
+/* buf[view geometry] = g; where the view repeats an element (stride 0), the gradients of
+ * its copies are summed first. */
+static int scatter_view(mm_ctx *ctx, const mm_tensor *buf, const mm_geom *geom,
+                        const mm_tensor *g) {
+  mm_tensor *v = as_strided(ctx, buf, geom);
+  if (!v)
+    return -1;
+  mm_tensor *src = (mm_tensor *)g;
+  mm_retain(src);
+  for (int d = 0; d < v->ndim && src; d++) {
+    if (v->stride[d] != 0 || v->shape[d] <= 1)
+      continue;
+    mm_tensor *sum = mm_reduce_dim(ctx, MM_RED_SUM, src, d, true, NULL);
+    mm_release(src);
+    src = sum;
+    v->shape[d] = 1;
+  }
+  int st = src ? mm_copy_raw(ctx, v, src) : -1;
+  mm_release(src);
+  mm_release(v);
+  return st;
+}
+
+/* The gradient of a view with respect to its base, by geometry: for views whose history
+ * is rebuilt after an in-place change. */
+static int as_strided_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g,
+                               mm_tensor **grad_in) {
+  const mm_view_info *vi = node->view;
+  mm_tensor *buf = mm_zeros(ctx, g->dtype, 1, &vi->storage_numel);
+  int st = buf ? scatter_view(ctx, buf, &vi->view, g) : -1;
+  if (st == 0 && !(grad_in[0] = as_strided(ctx, buf, &vi->base)))
+    st = -1;
+  mm_release(buf);
+  return st;
+}
+
+static int check_saved(mm_ctx *ctx, const mm_node *node);
+
+/* The base's history after an in-place op on a view of it: outside the view the gradient
+ * goes to the base's earlier history; inside it the in-place op's node takes it. */
+static int copy_slices_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g,
+                                mm_tensor **grad_in) {
+  const mm_view_info *vi = node->view;
+  mm_node *inner = vi->inner;
+  if (check_saved(ctx, inner) != 0)
+    return -1;
+  mm_tensor *res[MM_NODE_MAX_INPUTS] = {NULL};
+  mm_tensor *slice = NULL, *buf = mm_zeros(ctx, g->dtype, 1, &vi->storage_numel);
+  mm_tensor *bv = buf ? as_strided(ctx, buf, &vi->base) : NULL;
+  mm_tensor *vv = bv ? as_strided(ctx, buf, &vi->view) : NULL;
+  int st = vv ? mm_copy_raw(ctx, bv, g) : -1;
+  if (st == 0)
+    st = (slice = mm_clone_raw(ctx, vv)) ? 0 : -1;
+  if (st == 0)
+    st = inner->backward(ctx, inner, slice, res);
+  if (st == 0 && node->in[0].needs_grad) {
+    if (res[0]) {
+      mm_tensor *r = mm_sum_to_shape(ctx, res[0], vv->ndim, vv->shape);
+      st = r ? mm_copy_raw(ctx, vv, r) : -1;
+      mm_release(r);
+    } else {
+      st = mm_fill_(ctx, vv, 0);
+    }
+    if (st == 0) {
+      grad_in[0] = bv;
+      bv = NULL;
+    }
+  }
+  for (int k = 0; k < node->n_inputs; k++) {
+    if (st == 0 && k > 0) {
+      grad_in[k] = res[k];
+      res[k] = NULL;
+    }
+    mm_release(res[k]);
+  }
+  mm_release(slice);
+  mm_release(vv);
+  mm_release(bv);
+  mm_release(buf);
+  return st;
+}
+
+/* A node reading view's gradient into base's, by geometry (with edge 0 to base). */
+static mm_node *new_view_node(mm_ctx *ctx, const char *name, mm_backward_fn fn, int n_inputs,
+                              const mm_tensor *base, const mm_tensor *view) {
+  mm_node *node = new_node(ctx, name, fn, n_inputs);
+  mm_view_info *vi = node ? calloc(1, sizeof *vi) : NULL;
+  if (!vi) {
+    free(node);
+    mm_fail(ctx, "moonml.%s: out of memory recording the graph", name);
+    return NULL;
+  }
+  node->view = vi;
+  vi->storage_numel = (int64_t)(base->storage->nbytes / mm_dtype_size(base->dtype));
+  geom_of(&vi->base, base);
+  geom_of(&vi->view, view);
+  if (base->requires_grad)
+    edge_from(&node->in[0], base);
+  return node;
+}
+
+int mm_sync_view(mm_ctx *ctx, mm_tensor *t) {
+  mm_tensor *b = t->base;
+  if (!b || b->grad_fn == t->view_fn)
+    return 0;
+  bool leaf = t->requires_grad && !t->grad_fn; /* made a leaf by requires_grad_: stays one */
+  if (!leaf && b->requires_grad) {
+    mm_node *node = new_view_node(ctx, "AsStridedBackward", as_strided_backward, 1, b, t);
+    if (!node)
+      return -1;
+    mm_node_attach(node, t);
+  }
+  set_view_fn(t, b->grad_fn);
+  return 0;
+}
+
+int mm_inplace_begin(mm_ctx *ctx, const char *op, const char *name, mm_backward_fn fn, int n_inputs,
+                     const mm_tensor *const *inputs, mm_node **out) {
+  *out = NULL;
+  if (!ctx->grad_enabled)
+    return 0;
+  mm_tensor *t = (mm_tensor *)inputs[0], *b = t->base;
+  if (b && mm_sync_view(ctx, t) != 0)
+    return -1;
+  if (t->requires_grad && !t->grad_fn)
+    return mm_fail(ctx,
+                   "moonml.%s: a leaf tensor that requires grad cannot be changed in place "
+                   "(use ml.no_grad or detach)",
+                   op);
+  if (b && b->requires_grad && !b->grad_fn)
+    return mm_fail(ctx,
+                   "moonml.%s: a view of a leaf tensor that requires grad cannot be changed "
+                   "in place (use ml.no_grad or detach)",
+                   op);
+  if (b && b->requires_grad && !t->requires_grad) { /* a view made with grad mode off */
+    mm_node *as = new_view_node(ctx, "AsStridedBackward", as_strided_backward, 1, b, t);
+    if (!as)
+      return -1;
+    mm_node_attach(as, t);
+  }
+  if (mm_node_begin(ctx, name, fn, n_inputs, inputs, out) != 0)
+    return -1;
+  if (*out && (has_overlap(t) || (b && has_overlap(b)))) {
+    mm_node_release(*out);
+    *out = NULL;
+    return mm_fail(ctx,
+                   "moonml.%s: cannot record an in-place change of a tensor whose elements "
+                   "share memory (an expanded view); clone() it first",
+                   op);
+  }
+  return 0;
+}
+
+int mm_inplace_attach(mm_ctx *ctx, mm_node *node, mm_tensor *t) {
+  if (!node)
+    return 0;
+  mm_tensor *b = t->base;
+  if (!b) {
+    mm_node_attach(node, t);
+    return 0;
+  }
+  mm_node *cs = new_view_node(ctx, "CopySlices", copy_slices_backward, node->n_inputs, b, t);
+  if (!cs) {
+    mm_node_release(node);
+    return -1;
+  }
+  for (int k = 1; k < node->n_inputs; k++) {
+    cs->in[k] = node->in[k];
+    if (cs->in[k].node)
+      mm_node_retain(cs->in[k].node);
+    if (cs->in[k].leaf)
+      mm_retain(cs->in[k].leaf);
+  }
+  /* the view's earlier value is part of the base's: its gradient goes there, not here */
+  mm_edge *e0 = &node->in[0];
+  mm_node_release(e0->node);
+  mm_release(e0->leaf);
+  e0->node = NULL;
+  e0->leaf = NULL;
+  e0->needs_grad = cs->in[0].needs_grad;
+  cs->view->inner = node;
+  mm_node_attach(cs, b);
+  return mm_sync_view(ctx, t); /* t: a view of the new history */
 }
 
 /* ------------------------------------------------------------------ backward */
@@ -251,6 +507,8 @@ static int discover(mm_ctx *ctx, pass_state *ps, mm_node *root, int mark) {
 }
 
 static int check_saved(mm_ctx *ctx, const mm_node *node) {
+  if (node->view && node->view->inner && check_saved(ctx, node->view->inner) != 0)
+    return -1;
   if (node->freed)
     return mm_fail(ctx,
                    "moonml.backward: the graph through %s was already freed by an earlier "
@@ -283,6 +541,11 @@ static int run_node(mm_ctx *ctx, pass_state *ps, mm_node *node, mm_node **ready,
     if (g && status == 0 && e->needs_grad) {
       mm_tensor *shaped = mm_sum_to_shape(ctx, g, e->ndim, e->shape);
       mm_release(g);
+      if (shaped && shaped->dtype != e->dtype) { /* float64 input of a float32 op, ... */
+        mm_tensor *conv = mm_to_dtype(ctx, shaped, e->dtype);
+        mm_release(shaped);
+        shaped = conv;
+      }
       if (!shaped)
         status = -1;
       else if (e->node)
@@ -329,6 +592,8 @@ static int fail_grad_shape(mm_ctx *ctx, const mm_tensor *root, const mm_tensor *
 }
 
 int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain_graph) {
+  if (mm_sync_view(ctx, root) != 0)
+    return -1;
   if (!root->requires_grad)
     return mm_fail(ctx, "moonml.backward: the tensor does not require grad and has no grad_fn");
   mm_tensor *g0;
@@ -369,9 +634,11 @@ int mm_backward(mm_ctx *ctx, mm_tensor *root, const mm_tensor *grad, bool retain
       while (nready > 0 && status == 0) {
         mm_node *node = ready[--nready];
         status = run_node(ctx, &ps, node, ready, &nready);
-        if (status == 0 && !retain_graph && node->n_saved > 0) {
+        if (status == 0 && !retain_graph && has_saved(node)) {
           free_saved(node);
           node->freed = true;
+          if (node->view && node->view->inner)
+            node->view->inner->freed = true;
         }
       }
     }

@@ -134,6 +134,7 @@ mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op) {
   }
   s->refcount = 1;
   s->version = 0;
+  s->free_fn = NULL;
   s->ctx = ctx;
   s->nbytes = nbytes;
   mm_ctx_retain(ctx);
@@ -146,6 +147,12 @@ void mm_storage_release(mm_storage *s) {
   if (!s || --s->refcount > 0)
     return;
   mm_ctx *ctx = s->ctx;
+  if (s->free_fn) { /* caller memory: never cached, not counted as live */
+    s->free_fn(s->data, s->free_ud);
+    free(s);
+    mm_ctx_release(ctx);
+    return;
+  }
   ctx->live -= s->nbytes;
   if (s->capacity) {
     cache_put(ctx, s->data, s->capacity);
@@ -154,6 +161,30 @@ void mm_storage_release(mm_storage *s) {
     free(s);
   }
   mm_ctx_release(ctx);
+}
+
+/* The caller keeps its memory: nothing to free. */
+static void keep_caller_memory(void *data, void *ud) {
+  (void)data;
+  (void)ud;
+}
+
+mm_storage *mm_storage_wrap(mm_ctx *ctx, void *data, size_t nbytes, mm_free_fn free_fn, void *ud) {
+  mm_storage *s = malloc(sizeof *s);
+  if (!s) {
+    mm_fail(ctx, "moonml.wrap_buffer: out of memory");
+    return NULL;
+  }
+  s->refcount = 1;
+  s->ctx = ctx;
+  s->data = data;
+  s->nbytes = nbytes;
+  s->capacity = 0;
+  s->version = 0;
+  s->free_fn = free_fn ? free_fn : keep_caller_memory;
+  s->free_ud = ud;
+  mm_ctx_retain(ctx);
+  return s;
 }
 
 /* ------------------------------------------------------------------ random */

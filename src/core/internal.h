@@ -18,9 +18,11 @@ struct mm_storage {
   int refcount;
   mm_ctx *ctx;
   void *data;
-  size_t nbytes;    /* bytes the tensors may use */
-  size_t capacity;  /* bytes of the data block (>= nbytes); 0 when inline */
-  uint32_t version; /* bumped by every in-place change (autograd checks saved tensors) */
+  size_t nbytes;      /* bytes the tensors may use */
+  size_t capacity;    /* bytes of the data block (>= nbytes); 0 when inline */
+  uint32_t version;   /* bumped by every in-place change (autograd checks saved tensors) */
+  mm_free_fn free_fn; /* non-NULL: caller memory (mm_wrap_buffer), handed back on release */
+  void *free_ud;
 };
 
 struct mm_ctx {
@@ -45,12 +47,18 @@ void mm_node_release(mm_node *node);
 /* storage (ctx.c) */
 mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op);
 void mm_storage_release(mm_storage *s);
+/* A storage over caller memory (see mm_wrap_buffer); free_fn NULL: the caller keeps it. */
+mm_storage *mm_storage_wrap(mm_ctx *ctx, void *data, size_t nbytes, mm_free_fn free_fn, void *ud);
 
 /* A new tensor header around a storage (retained); contiguous strides for shape. */
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape);
 /* A new header sharing t's storage, with t's dtype; the caller fills shape/stride/offset. */
 mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t);
 void mm_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+/* mm_copy_ and mm_clone without autograd (no checks, nothing recorded), for ops that copy
+ * their operands internally (stack headers included) */
+int mm_copy_raw(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src);
+mm_tensor *mm_clone_raw(mm_ctx *ctx, const mm_tensor *t);
 /* numel of a shape, checking sizes: -1 with a message for a negative or too large size */
 int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *shape, mm_dtype dt);
 /* "[2, 3]" into buf */

@@ -1,6 +1,8 @@
 /* Tensor headers, creation, element access and copies. Views live in view.c. */
 #include "internal.h"
 
+#include "../autograd/autograd.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,8 @@ void mm_release(mm_tensor *t) {
     return;
   mm_release(t->grad);
   mm_node_release(t->grad_fn);
+  mm_node_release(t->view_fn);
+  mm_release(t->base);
   mm_storage_release(t->storage);
   free(t);
 }
@@ -107,6 +111,8 @@ mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *s
   t->requires_grad = false;
   t->grad = NULL;
   t->grad_fn = NULL;
+  t->base = NULL;
+  t->view_fn = NULL;
   s->refcount++;
   return t;
 }
@@ -122,11 +128,40 @@ mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t) {
   v->requires_grad = false; /* a view joins the graph only through its op's node */
   v->grad = NULL;
   v->grad_fn = NULL;
+  v->base = NULL; /* view ops set it (mm_view_track); detached and saved tensors have none */
+  v->view_fn = NULL;
   v->storage->refcount++;
   return v;
 }
 
-mm_tensor *mm_alias(mm_ctx *ctx, const mm_tensor *t) { return mm_tensor_view_of(ctx, t); }
+static int identity_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad,
+                             mm_tensor **grad_in) {
+  (void)ctx;
+  (void)node;
+  mm_retain((mm_tensor *)grad);
+  grad_in[0] = (mm_tensor *)grad;
+  return 0;
+}
+
+/* out (a new tensor computed from t) gets a one-input node; NULL and out released on error */
+static mm_tensor *record1(mm_ctx *ctx, const mm_tensor *t, mm_tensor *out, const char *name,
+                          mm_backward_fn fn) {
+  mm_node *node;
+  if (out && mm_node_begin(ctx, name, fn, 1, &t, &node) != 0) {
+    mm_release(out);
+    return NULL;
+  }
+  if (out && node)
+    mm_node_attach(node, out);
+  return out;
+}
+
+mm_tensor *mm_alias(mm_ctx *ctx, const mm_tensor *t) {
+  mm_tensor *v = mm_tensor_view_of(ctx, t);
+  if (v)
+    mm_view_track(v, t);
+  return record1(ctx, t, v, "AliasBackward", identity_backward);
+}
 
 /* ------------------------------------------------------------------ creation */
 
@@ -484,10 +519,35 @@ int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx) {
 
 void mm_set_double(mm_tensor *t, const int64_t *idx, double v) {
   store(element(t, idx), t->dtype, 0, v);
+  mm_bump_version(t);
 }
 
 void mm_set_int64(mm_tensor *t, const int64_t *idx, int64_t v) {
   store_int64(element(t, idx), t->dtype, v);
+  mm_bump_version(t);
+}
+
+static int fill_named(mm_ctx *ctx, const char *op, mm_tensor *dst, double value);
+
+int mm_set_element_(mm_ctx *ctx, mm_tensor *t, const int64_t *idx, double v) {
+  bool tracked = mm_grad_enabled(ctx) && (t->requires_grad || (t->base && t->base->requires_grad));
+  if (!tracked) {
+    mm_set_double(t, idx, v);
+    return 0;
+  }
+  if (t->requires_grad && !t->grad_fn)
+    return mm_fail(ctx, "moonml.set: a leaf tensor that requires grad cannot be changed in place "
+                        "(use ml.no_grad or detach)");
+  /* autograd sees a fill of the element's 0-d view */
+  mm_tensor *e = mm_alias(ctx, t);
+  for (int d = 0; e && d < t->ndim; d++) {
+    mm_tensor *next = mm_select(ctx, e, 0, idx[d]);
+    mm_release(e);
+    e = next;
+  }
+  int st = e ? fill_named(ctx, "set", e, v) : -1;
+  mm_release(e);
+  return st;
 }
 
 /* ------------------------------------------------------------------ copies */
@@ -551,38 +611,96 @@ static bool overlaps(const mm_tensor *dst, const mm_tensor *src) {
   return false;
 }
 
-int mm_copy_(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src) {
-  mm_tensor *e = mm_expand(ctx, src, dst->ndim, dst->shape);
-  if (!e) {
+/* src's header broadcast to dst's shape (a stack header, stride 0 on broadcast dims);
+ * false when the shapes do not fit. */
+static bool broadcast_to(const mm_tensor *src, const mm_tensor *dst, mm_tensor *e) {
+  if (src->ndim > dst->ndim)
+    return false;
+  *e = *src;
+  e->ndim = dst->ndim;
+  int lead = dst->ndim - src->ndim;
+  for (int d = dst->ndim - 1; d >= 0; d--) {
+    int od = d - lead;
+    int64_t size = od >= 0 ? src->shape[od] : 1, stride = od >= 0 ? src->stride[od] : 0;
+    if (size == dst->shape[d]) {
+      e->shape[d] = size;
+      e->stride[d] = stride;
+    } else if (size == 1) {
+      e->shape[d] = dst->shape[d];
+      e->stride[d] = 0;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The checks of copy_, before anything is written or recorded. */
+static int check_copy(mm_ctx *ctx, const mm_tensor *dst, const mm_tensor *src, mm_tensor *e) {
+  if (!broadcast_to(src, dst, e)) {
     char a[96], b[96];
     return mm_fail(ctx, "moonml.copy_: cannot copy a tensor of shape %s into shape %s",
                    mm_shape_str(a, sizeof a, src->ndim, src->shape),
                    mm_shape_str(b, sizeof b, dst->ndim, dst->shape));
   }
-  if (mm_numel(dst) == 0) {
-    mm_release(e);
+  if (mm_numel(dst) == 0)
     return 0;
-  }
   for (int d = 0; d < dst->ndim; d++)
-    if (dst->shape[d] > 1 && dst->stride[d] == 0) {
-      mm_release(e);
+    if (dst->shape[d] > 1 && dst->stride[d] == 0)
       return mm_fail(ctx, "moonml.copy_: the destination is an expanded view whose elements "
                           "share memory; clone() it first");
-    }
-  if (overlaps(dst, e)) {
-    mm_tensor *c = mm_clone(ctx, e);
-    mm_release(e);
-    if (!c)
-      return -1;
-    e = c;
-  }
-  copy_types ty = {dst->dtype, src->dtype};
+  return 0;
+}
+
+/* dst <- e (already broadcast to dst's shape and checked). */
+static int copy_checked(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *e) {
+  if (mm_numel(dst) == 0)
+    return 0;
+  mm_tensor *c = NULL;
+  if (overlaps(dst, e) && !(c = mm_clone_raw(ctx, e)))
+    return -1;
+  copy_types ty = {dst->dtype, e->dtype};
   mm_iter it;
-  mm_tensor *ts[2] = {dst, e};
+  mm_tensor *ts[2] = {dst, c ? c : (mm_tensor *)e};
   mm_iter_init(&it, 2, ts);
   mm_iter_run(&it, copy_kernel, &ty);
-  mm_release(e);
+  mm_release(c);
+  mm_bump_version(dst);
   return 0;
+}
+
+int mm_copy_raw(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src) {
+  mm_tensor e;
+  if (check_copy(ctx, dst, src, &e) != 0)
+    return -1;
+  return copy_checked(ctx, dst, &e);
+}
+
+/* d(dst)/d(src) is the identity where copied (the engine sums a broadcast src back); the
+ * earlier value of dst gets nothing. */
+static int copy_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  if (node->in[0].needs_grad && !(grad_in[0] = mm_zeros(ctx, grad->dtype, grad->ndim, grad->shape)))
+    return -1;
+  if (node->in[1].needs_grad && !(grad_in[1] = mm_to_dtype(ctx, grad, node->in[1].dtype)))
+    return -1;
+  return 0;
+}
+
+int mm_copy_(mm_ctx *ctx, mm_tensor *dst, const mm_tensor *src) {
+  mm_tensor e;
+  if (check_copy(ctx, dst, src, &e) != 0)
+    return -1;
+  mm_node *node = NULL;
+  const mm_tensor *in[2] = {dst, src};
+  /* an int64 or bool destination never requires grad (it may still be a leaf's view) */
+  if (mm_inplace_begin(ctx, "copy_", "CopyBackward", copy_backward,
+                       mm_dtype_is_float(dst->dtype) ? 2 : 1, in, &node) != 0)
+    return -1;
+  if (copy_checked(ctx, dst, &e) != 0) {
+    mm_node_release(node);
+    return -1;
+  }
+  return mm_inplace_attach(ctx, node, dst);
 }
 
 typedef struct {
@@ -603,22 +721,39 @@ static void fill_kernel(char **p, const int64_t *s, int64_t n, void *arg) {
     store(d, f->dt, 0, f->value);
 }
 
-int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value) {
-  (void)ctx;
+static int fill_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  (void)node;
+  return (grad_in[0] = mm_zeros(ctx, grad->dtype, grad->ndim, grad->shape)) ? 0 : -1;
+}
+
+static int fill_named(mm_ctx *ctx, const char *op, mm_tensor *dst, double value) {
+  mm_node *node = NULL;
+  const mm_tensor *in[1] = {dst};
+  if (mm_inplace_begin(ctx, op, "FillBackward", fill_backward, 1, in, &node) != 0)
+    return -1;
   fill_arg f = {dst->dtype, value};
   mm_iter it;
   mm_iter_init(&it, 1, &dst);
   mm_iter_run(&it, fill_kernel, &f);
-  return 0;
+  mm_bump_version(dst);
+  return mm_inplace_attach(ctx, node, dst);
 }
 
-mm_tensor *mm_clone(mm_ctx *ctx, const mm_tensor *t) {
+int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value) {
+  return fill_named(ctx, "fill_", dst, value);
+}
+
+mm_tensor *mm_clone_raw(mm_ctx *ctx, const mm_tensor *t) {
   mm_tensor *c = new_tensor(ctx, "clone", t->dtype, t->ndim, t->shape);
-  if (c && mm_copy_(ctx, c, t) != 0) {
+  if (c && mm_copy_raw(ctx, c, t) != 0) {
     mm_release(c);
     return NULL;
   }
   return c;
+}
+
+mm_tensor *mm_clone(mm_ctx *ctx, const mm_tensor *t) {
+  return record1(ctx, t, mm_clone_raw(ctx, t), "CloneBackward", identity_backward);
 }
 
 mm_tensor *mm_contiguous(mm_ctx *ctx, const mm_tensor *t) {
@@ -629,15 +764,23 @@ mm_tensor *mm_contiguous(mm_ctx *ctx, const mm_tensor *t) {
   return mm_clone(ctx, t);
 }
 
+/* The gradient goes back in the input's dtype. */
+static int to_dtype_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad,
+                             mm_tensor **grad_in) {
+  return (grad_in[0] = mm_to_dtype(ctx, grad, node->in[0].dtype)) ? 0 : -1;
+}
+
 mm_tensor *mm_to_dtype(mm_ctx *ctx, const mm_tensor *t, mm_dtype dt) {
   if (t->dtype == dt) {
     mm_retain((mm_tensor *)t);
     return (mm_tensor *)t;
   }
   mm_tensor *c = new_tensor(ctx, "to", dt, t->ndim, t->shape);
-  if (c && mm_copy_(ctx, c, t) != 0) {
+  if (c && mm_copy_raw(ctx, c, t) != 0) {
     mm_release(c);
     return NULL;
   }
-  return c;
+  if (!mm_dtype_is_float(dt)) /* to int64 or bool: not differentiable */
+    return c;
+  return record1(ctx, t, c, "ToCopyBackward", to_dtype_backward);
 }

@@ -1,6 +1,12 @@
 /* Views: new headers over the same storage. None of these copies data except reshape,
- * which copies only when the strides leave no other way (as PyTorch's does). */
+ * which copies only when the strides leave no other way (as PyTorch's does).
+ *
+ * Autograd: each public view op records a node whose backward sits beside it, and the
+ * view remembers its base (mm_view_track) so that an in-place change through it can
+ * rewrite the base's history. The static *_raw forms record nothing. */
 #include "internal.h"
+
+#include "../autograd/autograd.h"
 
 #include <string.h>
 
@@ -101,6 +107,88 @@ static mm_tensor *make_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int
   return v;
 }
 
+/* ------------------------------------------------------------------ autograd */
+
+/* Finishes view op `name` on t: v (a view of t when is_view, else a copy) remembers its
+ * base and gets a node carrying np parameters. Releases v and returns NULL on error. */
+static mm_tensor *track(mm_ctx *ctx, const mm_tensor *t, mm_tensor *v, bool is_view,
+                        const char *name, mm_backward_fn fn, const int64_t *params, int np) {
+  if (!v)
+    return NULL;
+  if (is_view)
+    mm_view_track(v, t);
+  mm_node *node;
+  if (mm_node_begin(ctx, name, fn, 1, &t, &node) != 0) {
+    mm_release(v);
+    return NULL;
+  }
+  if (node) {
+    for (int k = 0; k < np; k++)
+      node->i[k] = params[k];
+    mm_node_attach(node, v);
+  }
+  return v;
+}
+
+/* view, reshape, flatten, squeeze, unsqueeze: the gradient takes the input's shape back */
+static int reshape_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad,
+                            mm_tensor **grad_in) {
+  return (grad_in[0] = mm_reshape(ctx, grad, node->in[0].ndim, node->in[0].shape)) ? 0 : -1;
+}
+
+/* expand: the engine sums the gradient back over the expanded dims */
+static int expand_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  (void)ctx;
+  (void)node;
+  mm_retain((mm_tensor *)grad);
+  grad_in[0] = (mm_tensor *)grad;
+  return 0;
+}
+
+/* permute, transpose: i[] holds the inverse permutation */
+static int permute_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad,
+                            mm_tensor **grad_in) {
+  int inv[MM_MAX_DIMS];
+  for (int d = 0; d < grad->ndim; d++)
+    inv[d] = (int)node->i[d];
+  return (grad_in[0] = mm_permute(ctx, grad, inv)) ? 0 : -1;
+}
+
+/* narrow, slice (i: dim, first, last, step) and select (i: dim, index): the gradient
+ * lands in the selected part of zeros of the input's shape */
+static mm_tensor *slice_raw(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int64_t last,
+                            int64_t step);
+static mm_tensor *select_raw(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index);
+
+static int part_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in,
+                         bool is_select) {
+  const mm_edge *e = &node->in[0];
+  mm_tensor *z = mm_zeros(ctx, grad->dtype, e->ndim, e->shape);
+  if (!z)
+    return -1;
+  int dim = (int)node->i[0];
+  mm_tensor *part = is_select ? select_raw(ctx, z, dim, node->i[1])
+                              : slice_raw(ctx, z, dim, node->i[1], node->i[2], node->i[3]);
+  int st = part ? mm_copy_raw(ctx, part, grad) : -1;
+  mm_release(part);
+  if (st != 0) {
+    mm_release(z);
+    return -1;
+  }
+  grad_in[0] = z;
+  return 0;
+}
+
+static int slice_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  return part_backward(ctx, node, grad, grad_in, false);
+}
+
+static int select_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  return part_backward(ctx, node, grad, grad_in, true);
+}
+
+/* ------------------------------------------------------------------ views */
+
 mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape) {
   int64_t s[MM_MAX_DIMS], st[MM_MAX_DIMS];
   if (infer_shape(ctx, "view", t, ndim, shape, s) != 0)
@@ -113,16 +201,20 @@ mm_tensor *mm_view(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *sha
             mm_shape_str(a, sizeof a, t->ndim, t->shape));
     return NULL;
   }
-  return make_view(ctx, t, ndim, s, st, t->offset);
+  return track(ctx, t, make_view(ctx, t, ndim, s, st, t->offset), true, "ViewBackward",
+               reshape_backward, NULL, 0);
 }
 
-mm_tensor *mm_reshape(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape) {
+/* *is_view tells whether the result shares t's storage */
+static mm_tensor *reshape_raw(mm_ctx *ctx, const char *op, const mm_tensor *t, int ndim,
+                              const int64_t *shape, bool *is_view) {
   int64_t s[MM_MAX_DIMS], st[MM_MAX_DIMS];
-  if (infer_shape(ctx, "reshape", t, ndim, shape, s) != 0)
+  if (infer_shape(ctx, op, t, ndim, shape, s) != 0)
     return NULL;
-  if (view_strides(t, ndim, s, st))
+  *is_view = view_strides(t, ndim, s, st);
+  if (*is_view)
     return make_view(ctx, t, ndim, s, st, t->offset);
-  mm_tensor *c = mm_clone(ctx, t);
+  mm_tensor *c = mm_clone_raw(ctx, t);
   if (!c)
     return NULL;
   mm_contiguous_strides(ndim, s, st);
@@ -131,10 +223,18 @@ mm_tensor *mm_reshape(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *
   return v;
 }
 
+mm_tensor *mm_reshape(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape) {
+  bool is_view = false;
+  mm_tensor *v = reshape_raw(ctx, "reshape", t, ndim, shape, &is_view);
+  return track(ctx, t, v, is_view, "ReshapeBackward", reshape_backward, NULL, 0);
+}
+
 mm_tensor *mm_flatten(mm_ctx *ctx, const mm_tensor *t, int start, int end) {
+  bool is_view = false;
   if (t->ndim == 0) {
     int64_t one = 1;
-    return mm_reshape(ctx, t, 1, &one);
+    return track(ctx, t, reshape_raw(ctx, "flatten", t, 1, &one, &is_view), is_view,
+                 "FlattenBackward", reshape_backward, NULL, 0);
   }
   if (start > end) {
     mm_fail(ctx, "moonml.flatten: start dimension %d comes after end dimension %d", start + 1,
@@ -151,7 +251,8 @@ mm_tensor *mm_flatten(mm_ctx *ctx, const mm_tensor *t, int start, int end) {
   shape[n++] = merged;
   for (int d = end + 1; d < t->ndim; d++)
     shape[n++] = t->shape[d];
-  return mm_reshape(ctx, t, n, shape);
+  return track(ctx, t, reshape_raw(ctx, "flatten", t, n, shape, &is_view), is_view,
+               "FlattenBackward", reshape_backward, NULL, 0);
 }
 
 mm_tensor *mm_squeeze(mm_ctx *ctx, const mm_tensor *t, int dim) {
@@ -164,7 +265,8 @@ mm_tensor *mm_squeeze(mm_ctx *ctx, const mm_tensor *t, int dim) {
       stride[n++] = t->stride[d];
     }
   }
-  return make_view(ctx, t, n, shape, stride, t->offset);
+  return track(ctx, t, make_view(ctx, t, n, shape, stride, t->offset), true, "SqueezeBackward",
+               reshape_backward, NULL, 0);
 }
 
 mm_tensor *mm_unsqueeze(mm_ctx *ctx, const mm_tensor *t, int dim) {
@@ -188,10 +290,11 @@ mm_tensor *mm_unsqueeze(mm_ctx *ctx, const mm_tensor *t, int dim) {
       stride[n++] = t->stride[d];
     }
   }
-  return make_view(ctx, t, n, shape, stride, t->offset);
+  return track(ctx, t, make_view(ctx, t, n, shape, stride, t->offset), true, "UnsqueezeBackward",
+               reshape_backward, NULL, 0);
 }
 
-mm_tensor *mm_permute(mm_ctx *ctx, const mm_tensor *t, const int *dims) {
+static mm_tensor *permute_raw(mm_ctx *ctx, const mm_tensor *t, const int *dims) {
   int64_t shape[MM_MAX_DIMS], stride[MM_MAX_DIMS];
   bool seen[MM_MAX_DIMS] = {false};
   for (int d = 0; d < t->ndim; d++) {
@@ -207,15 +310,27 @@ mm_tensor *mm_permute(mm_ctx *ctx, const mm_tensor *t, const int *dims) {
   return make_view(ctx, t, t->ndim, shape, stride, t->offset);
 }
 
+mm_tensor *mm_permute(mm_ctx *ctx, const mm_tensor *t, const int *dims) {
+  int64_t inv[MM_MAX_DIMS];
+  mm_tensor *v = permute_raw(ctx, t, dims);
+  for (int d = 0; v && d < t->ndim; d++)
+    inv[dims[d]] = d;
+  return track(ctx, t, v, true, "PermuteBackward", permute_backward, inv, t->ndim);
+}
+
 mm_tensor *mm_transpose(mm_ctx *ctx, const mm_tensor *t, int d0, int d1) {
   int dims[MM_MAX_DIMS];
+  int64_t perm[MM_MAX_DIMS];
   for (int d = 0; d < t->ndim; d++)
     dims[d] = d;
   if (t->ndim == 0)
     return mm_alias(ctx, t);
   dims[d0] = d1;
   dims[d1] = d0;
-  return mm_permute(ctx, t, dims);
+  for (int d = 0; d < t->ndim; d++)
+    perm[d] = dims[d]; /* a swap is its own inverse */
+  return track(ctx, t, permute_raw(ctx, t, dims), true, "TransposeBackward", permute_backward, perm,
+               t->ndim);
 }
 
 mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *shape) {
@@ -259,7 +374,8 @@ mm_tensor *mm_expand(mm_ctx *ctx, const mm_tensor *t, int ndim, const int64_t *s
     if (s[d] > 0)
       nonzero *= s[d];
   }
-  return make_view(ctx, t, ndim, s, st, t->offset);
+  return track(ctx, t, make_view(ctx, t, ndim, s, st, t->offset), true, "ExpandBackward",
+               expand_backward, NULL, 0);
 }
 
 mm_tensor *mm_narrow(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t start, int64_t length) {
@@ -278,11 +394,12 @@ mm_tensor *mm_narrow(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t start, in
     v->offset += start * t->stride[dim];
     v->shape[dim] = length;
   }
-  return v;
+  int64_t params[4] = {dim, start, start + length - 1, 1};
+  return track(ctx, t, v, true, "SliceBackward", slice_backward, params, 4);
 }
 
-mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int64_t last,
-                    int64_t step) {
+static mm_tensor *slice_raw(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int64_t last,
+                            int64_t step) {
   if (t->ndim == 0) {
     mm_fail(ctx, "moonml.slice: cannot slice a 0-d tensor");
     return NULL;
@@ -306,7 +423,14 @@ mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int
   return v;
 }
 
-mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index) {
+mm_tensor *mm_slice(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t first, int64_t last,
+                    int64_t step) {
+  int64_t params[4] = {dim, first, last, step};
+  return track(ctx, t, slice_raw(ctx, t, dim, first, last, step), true, "SliceBackward",
+               slice_backward, params, 4);
+}
+
+static mm_tensor *select_raw(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index) {
   if (t->ndim == 0) {
     mm_fail(ctx, "moonml.select: cannot index a 0-d tensor");
     return NULL;
@@ -328,9 +452,18 @@ mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index) {
   return v;
 }
 
+mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index) {
+  int64_t params[2] = {dim, index};
+  return track(ctx, t, select_raw(ctx, t, dim, index), true, "SelectBackward", select_backward,
+               params, 2);
+}
+
 int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
                        const int64_t *sb, int *nout, int64_t *out) {
   int n = na > nb ? na : nb;
+  if (n > MM_MAX_DIMS)
+    return mm_fail(ctx, "moonml.%s: at most %d dimensions are supported", op, MM_MAX_DIMS);
+  int64_t shape[MM_MAX_DIMS] = {0}; /* out may be sa or sb: fill a copy first */
   for (int i = 0; i < n; i++) {
     int ia = na - n + i, ib = nb - n + i;
     int64_t x = ia >= 0 ? sa[ia] : 1, y = ib >= 0 ? sb[ib] : 1;
@@ -339,8 +472,9 @@ int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, i
       return mm_fail(ctx, "moonml.%s: shapes %s and %s cannot be broadcast together", op,
                      mm_shape_str(a, sizeof a, na, sa), mm_shape_str(b, sizeof b, nb, sb));
     }
-    out[i] = x == 1 ? y : x;
+    shape[i] = x == 1 ? y : x;
   }
+  memcpy(out, shape, (size_t)n * sizeof *out);
   *nout = n;
   return 0;
 }

@@ -22,6 +22,10 @@ static void push_existing(lua_State *L, mm_tensor *t) {
 }
 
 int mml_tensor_get_property(lua_State *L, mm_tensor *t, const char *key) {
+  /* a view whose base changed in place reads its rebuilt history */
+  if (t->base && (strcmp(key, "requires_grad") == 0 || strcmp(key, "grad_fn") == 0 ||
+                  strcmp(key, "is_leaf") == 0))
+    mml_check_status(L, mm_sync_view(mml_ctx(L), t));
   if (strcmp(key, "requires_grad") == 0) {
     lua_pushboolean(L, t->requires_grad);
   } else if (strcmp(key, "grad") == 0) {

@@ -1,8 +1,7 @@
 /* Binding of the recommender kernels (src/rec): the rating store userdata with its cached
  * CSR views, the parser, and the model entry points. Registered as the table `_rec` of
  * moonml.core; lua/moonml/rec/ holds the API. Argument checks only. */
-#include "../rec/rec.h"
-#include "binding.h"
+#include "rec_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -50,7 +49,7 @@ static mm_rec_ratings *new_store(lua_State *L, int64_t n, int32_t n_users, int32
   return &b->r;
 }
 
-static mm_rec_ratings *check_store(lua_State *L, int idx) {
+mm_rec_ratings *mml_rec_check_store(lua_State *L, int idx) {
   store_box *b = luaL_testudata(L, idx, STORE_MT);
   if (!b)
     mml_error(L, "moonml.rec: expected a rating store as argument %d, got %s", idx,
@@ -59,9 +58,9 @@ static mm_rec_ratings *check_store(lua_State *L, int idx) {
 }
 
 /* The CSR of the store at idx (built once, then cached in the store's user value). */
-static const mm_rec_csr *store_csr(lua_State *L, int idx, bool by_item) {
+const mm_rec_csr *mml_rec_store_csr(lua_State *L, int idx, bool by_item) {
   idx = lua_absindex(L, idx);
-  mm_rec_ratings *r = check_store(L, idx);
+  mm_rec_ratings *r = mml_rec_check_store(L, idx);
   int uv = by_item ? 2 : 1;
   lua_getiuservalue(L, idx, uv);
   csr_box *c = luaL_testudata(L, -1, CSR_MT);
@@ -224,7 +223,7 @@ static int l_from_columns(lua_State *L) {
 
 /* remap(store, umap, imap, n_users, n_items): umap[old+1] = new 1-based inner id. */
 static int l_remap(lua_State *L) {
-  mm_rec_ratings *s = check_store(L, 1);
+  mm_rec_ratings *s = mml_rec_check_store(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TTABLE);
   int64_t nu = luaL_checkinteger(L, 4), ni = luaL_checkinteger(L, 5);
@@ -258,7 +257,7 @@ static int l_remap(lua_State *L) {
 /* select(store, marks, value, equal): the ratings whose mark (marks[k], a Lua array of
  * integers) equals value (equal = true) or differs from it (equal = false), in order. */
 static int l_select(lua_State *L) {
-  mm_rec_ratings *s = check_store(L, 1);
+  mm_rec_ratings *s = mml_rec_check_store(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_Integer value = luaL_checkinteger(L, 3);
   bool equal = lua_toboolean(L, 4);
@@ -288,7 +287,7 @@ static int l_select(lua_State *L) {
 /* take(store, rows): the ratings at the 1-based positions in the Lua array rows, in
  * that order. */
 static int l_take(lua_State *L) {
-  mm_rec_ratings *s = check_store(L, 1);
+  mm_rec_ratings *s = mml_rec_check_store(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int64_t m = (int64_t)lua_rawlen(L, 2);
   mm_rec_ratings *r = new_store(L, m, s->n_users, s->n_items, s->ts != NULL);
@@ -336,12 +335,12 @@ static int l_permutation(lua_State *L) {
 /* ------------------------------------------------------------------ store methods */
 
 static int s_size(lua_State *L) {
-  lua_pushinteger(L, check_store(L, 1)->n);
+  lua_pushinteger(L, mml_rec_check_store(L, 1)->n);
   return 1;
 }
 
 static int s_space(lua_State *L) {
-  mm_rec_ratings *r = check_store(L, 1);
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
   lua_pushinteger(L, r->n_users);
   lua_pushinteger(L, r->n_items);
   lua_pushboolean(L, r->ts != NULL);
@@ -350,7 +349,7 @@ static int s_space(lua_State *L) {
 
 /* get(k) -> user, item (1-based inner), rating, timestamp|nil */
 static int s_get(lua_State *L) {
-  mm_rec_ratings *r = check_store(L, 1);
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
   int64_t k = luaL_checkinteger(L, 2);
   if (k < 1 || k > r->n)
     mml_error(L, "moonml.rec: rating %d out of range 1..%d", (int)k, (int)r->n);
@@ -367,7 +366,7 @@ static int s_get(lua_State *L) {
 
 /* columns() -> Lua arrays users, items (1-based inner), ratings, timestamps|nil */
 static int s_columns(lua_State *L) {
-  mm_rec_ratings *r = check_store(L, 1);
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
   int n = (int)r->n;
   lua_createtable(L, n, 0);
   lua_createtable(L, n, 0);
@@ -393,7 +392,7 @@ static int s_columns(lua_State *L) {
 
 /* tensors() -> int64 users, int64 items (1-based inner), float32 ratings, int64 ts|nil */
 static int s_tensors(lua_State *L) {
-  mm_rec_ratings *r = check_store(L, 1);
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
   mm_ctx *ctx = mml_ctx(L);
   int64_t n = r->n;
   mm_tensor *u = mml_push_tensor(L, mm_empty(ctx, MM_INT64, 1, &n));
@@ -417,8 +416,8 @@ static int s_tensors(lua_State *L) {
 
 /* stats() -> mean, population variance, min, max, users with ratings, items with ratings */
 static int s_stats(lua_State *L) {
-  mm_rec_ratings *r = check_store(L, 1);
-  const mm_rec_csr *cu = store_csr(L, 1, false), *ci = store_csr(L, 1, true);
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 1, false), *ci = mml_rec_store_csr(L, 1, true);
   double sum = 0, mn = NAN, mx = NAN;
   for (int64_t k = 0; k < r->n; k++) {
     sum += r->rating[k];
@@ -446,21 +445,21 @@ static int s_stats(lua_State *L) {
 }
 
 static int s_user_count(lua_State *L) {
-  check_store(L, 1);
-  lua_pushinteger(L, row_len(store_csr(L, 1, false), luaL_checkinteger(L, 2) - 1));
+  mml_rec_check_store(L, 1);
+  lua_pushinteger(L, row_len(mml_rec_store_csr(L, 1, false), luaL_checkinteger(L, 2) - 1));
   return 1;
 }
 
 static int s_item_count(lua_State *L) {
-  check_store(L, 1);
-  lua_pushinteger(L, row_len(store_csr(L, 1, true), luaL_checkinteger(L, 2) - 1));
+  mml_rec_check_store(L, 1);
+  lua_pushinteger(L, row_len(mml_rec_store_csr(L, 1, true), luaL_checkinteger(L, 2) - 1));
   return 1;
 }
 
 /* row(by_item, id) -> Lua arrays of the other ids (1-based) and the ratings */
 static int s_row(lua_State *L) {
-  check_store(L, 1);
-  const mm_rec_csr *c = store_csr(L, 1, lua_toboolean(L, 2));
+  mml_rec_check_store(L, 1);
+  const mm_rec_csr *c = mml_rec_store_csr(L, 1, lua_toboolean(L, 2));
   int64_t row = luaL_checkinteger(L, 3) - 1;
   int64_t n = row_len(c, row);
   lua_createtable(L, (int)n, 0);
@@ -539,12 +538,12 @@ static void read_sgd(lua_State *L, int idx, mm_rec_sgd_opts *o) {
 /* baseline(store, "als"|"sgd", mu, n_epochs, a, b) -> bu, bi (float64 tensors);
  * ALS: a = reg_u, b = reg_i; SGD: a = reg, b = learning_rate. */
 static int l_baseline(lua_State *L) {
-  mm_rec_ratings *s = check_store(L, 1);
+  mm_rec_ratings *s = mml_rec_check_store(L, 1);
   const char *method = luaL_checkstring(L, 2);
   double mu = luaL_checknumber(L, 3);
   int n_epochs = (int)luaL_checkinteger(L, 4);
   double a = luaL_checknumber(L, 5), b = luaL_checknumber(L, 6);
-  const mm_rec_csr *cu = store_csr(L, 1, false), *ci = store_csr(L, 1, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 1, false), *ci = mml_rec_store_csr(L, 1, true);
   mm_ctx *ctx = mml_ctx(L);
   int64_t nu = s->n_users, ni = s->n_items;
   mm_tensor *bu = mml_push_tensor(L, mm_zeros(ctx, MM_FLOAT64, 1, &nu));
@@ -605,9 +604,9 @@ static int l_clock(lua_State *L) {
 /* fit(kind, store, model): runs the SGD / multiplicative solver on the model's tensors. */
 static int l_fit(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
-  mm_rec_ratings *s = check_store(L, 2);
+  mm_rec_ratings *s = mml_rec_check_store(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  const mm_rec_csr *cu = store_csr(L, 2, false), *ci = store_csr(L, 2, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false), *ci = mml_rec_store_csr(L, 2, true);
   mm_rec_mf m;
   mm_rec_sgd_opts o;
   read_mf(L, 3, s, &m);
@@ -630,10 +629,10 @@ static int l_fit(lua_State *L) {
  * users/items: 1-based inner ids of the store's id space, 0 for ids outside it. */
 static int l_predict(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  mm_rec_ratings *s = check_store(L, 2);
+  mm_rec_ratings *s = mml_rec_check_store(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
   luaL_checktype(L, 4, LUA_TTABLE);
-  const mm_rec_csr *cu = store_csr(L, 2, false), *ci = store_csr(L, 2, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false), *ci = mml_rec_store_csr(L, 2, true);
   mm_rec_mf m;
   read_mf(L, 1, s, &m);
   int n = (int)lua_rawlen(L, 3);
@@ -660,9 +659,9 @@ static int l_predict(lua_State *L) {
  * (known) user and every item with training ratings, false for the others. */
 static int l_scores(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
-  mm_rec_ratings *s = check_store(L, 2);
+  mm_rec_ratings *s = mml_rec_check_store(L, 2);
   int64_t u = luaL_checkinteger(L, 3) - 1;
-  const mm_rec_csr *cu = store_csr(L, 2, false), *ci = store_csr(L, 2, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false), *ci = mml_rec_store_csr(L, 2, true);
   mm_rec_mf m;
   read_mf(L, 1, s, &m);
   bool uk = row_len(cu, u) > 0;
@@ -716,5 +715,6 @@ void mml_open_rec(lua_State *L, const mml_open_state *st) {
   lua_pop(L, 1);
   lua_newtable(L);
   mml_register(L, st, lua_absindex(L, -1), rec_funcs);
+  mml_rec_register_knn(L, st, lua_absindex(L, -1));
   lua_setfield(L, st->module, "_rec");
 }

@@ -48,13 +48,21 @@ static int reduce_best(lua_State *L, mm_reduce_op op, const char *fn) {
   }
   int dim = mml_check_dim(L, 2, fn, t->ndim);
   bool keepdim = opt_keepdim(L, 3, fn);
+  mm_ctx *ctx = mml_ctx(L);
   mm_tensor *idx = NULL;
-  mm_tensor *values = mm_reduce_dim(mml_ctx(L), op, t, dim, keepdim, &idx);
+  mm_tensor *values = mm_reduce_dim(ctx, op, t, dim, keepdim, &idx);
   if (!values)
     return mml_core_error(L);
-  to_lua_positions(idx);
   mml_push_tensor(L, values);
-  mml_push_tensor(L, idx);
+  if (values->requires_grad) {
+    /* the graph keeps the 0-based positions for backward: hand out a 1-based copy */
+    mm_tensor *lua_idx = mm_binary_scalar(ctx, MM_OP_ADD, idx, (mm_scalar){1, true}, false);
+    mm_release(idx);
+    mml_push_tensor(L, lua_idx);
+  } else {
+    to_lua_positions(idx);
+    mml_push_tensor(L, idx);
+  }
   return 2;
 }
 

@@ -39,9 +39,19 @@ static double check_fits(lua_State *L, mm_dtype dt, double v, const char *fn) {
   return v;
 }
 
-/* Stores the Lua value at vidx into one element, converting as PyTorch would. */
-static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx, const char *fn) {
+static int core_error_as(lua_State *L, const char *fn);
+
+/* Stores the Lua value at vidx into one element, converting as PyTorch would. A float
+ * element of an existing tensor is an in-place change autograd sees (track). */
+static void set_element(lua_State *L, mm_tensor *t, const int64_t *idx, int vidx, const char *fn,
+                        bool track) {
   int type = lua_type(L, vidx);
+  if (track && mm_dtype_is_float(t->dtype) && (type == LUA_TNUMBER || type == LUA_TBOOLEAN)) {
+    double v = type == LUA_TBOOLEAN ? lua_toboolean(L, vidx) : lua_tonumber(L, vidx);
+    if (mm_set_element_(mml_ctx(L), t, idx, v) != 0)
+      core_error_as(L, fn);
+    return;
+  }
   if (type == LUA_TBOOLEAN) {
     mm_set_int64(t, idx, lua_toboolean(L, vidx));
   } else if (type == LUA_TNUMBER) {
@@ -83,14 +93,35 @@ static mm_tensor *push_as(lua_State *L, mm_tensor *t, const char *fn) {
 
 /* ------------------------------------------------------------------ creation */
 
-static const char *const no_extra[] = {NULL};
+static const char *const creation_opts[] = {"requires_grad", NULL};
+
+/* The requires_grad option of a creation function (opts at index idx, checked already by
+ * mml_opt_dtype): applied to the new tensor on top of the stack. */
+static void apply_requires_grad(lua_State *L, int idx, const char *fn) {
+  if (!lua_istable(L, idx) || mml_test_tensor(L, idx))
+    return;
+  lua_getfield(L, idx, "requires_grad");
+  int type = lua_type(L, -1);
+  bool flag = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (type == LUA_TNIL)
+    return;
+  if (type != LUA_TBOOLEAN)
+    mml_error(L, "moonml.%s: requires_grad must be a boolean, got %s", fn, lua_typename(L, type));
+  mm_tensor *t = mml_test_tensor(L, -1);
+  if (flag && !mm_dtype_is_float(t->dtype))
+    mml_error(L, "moonml.%s: only floating-point tensors can require gradients, got %s", fn,
+              mm_dtype_name(t->dtype));
+  mml_check_status(L, mm_set_requires_grad(mml_ctx(L), t, flag));
+}
 
 static int l_empty(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
   int n = mml_check_shape(L, 1, "empty", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "empty", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "empty", MM_FLOAT32, creation_opts);
   push_as(L, mm_zeros(mml_ctx(L), dt, n, shape), "empty"); /* zeroed: no stale data */
+  apply_requires_grad(L, next, "empty");
   return 1;
 }
 
@@ -98,8 +129,9 @@ static int l_zeros(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
   int n = mml_check_shape(L, 1, "zeros", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "zeros", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "zeros", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_zeros(mml_ctx(L), dt, n, shape));
+  apply_requires_grad(L, next, "zeros");
   return 1;
 }
 
@@ -107,8 +139,9 @@ static int l_ones(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
   int n = mml_check_shape(L, 1, "ones", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "ones", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "ones", MM_FLOAT32, creation_opts);
   push_as(L, mm_full(mml_ctx(L), dt, n, shape, 1), "ones");
+  apply_requires_grad(L, next, "ones");
   return 1;
 }
 
@@ -125,7 +158,8 @@ static void fill_value(lua_State *L, mm_tensor *t, int vidx, const char *fn) {
   mm_ctx *ctx = mml_ctx(L);
   double v = check_fits(L, t->dtype, check_fill_value(L, vidx, fn), fn);
   if (t->dtype != MM_INT64 || !lua_isinteger(L, vidx)) {
-    mml_check_status(L, mm_fill_(ctx, t, v));
+    if (mm_fill_(ctx, t, v) != 0)
+      core_error_as(L, fn);
     return;
   }
   mm_tensor *scalar = mm_empty(ctx, MM_INT64, 0, NULL);
@@ -136,7 +170,8 @@ static void fill_value(lua_State *L, mm_tensor *t, int vidx, const char *fn) {
   mm_set_int64(scalar, NULL, (int64_t)lua_tointeger(L, vidx));
   int status = mm_copy_(ctx, t, scalar);
   mm_release(scalar);
-  mml_check_status(L, status);
+  if (status != 0)
+    core_error_as(L, fn);
 }
 
 static int l_full(lua_State *L) {
@@ -148,8 +183,9 @@ static int l_full(lua_State *L) {
   int n = mml_check_shape(L, 1, "full", shape, &next);
   check_fill_value(L, next, "full");
   mm_dtype def = lua_type(L, next) == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32;
-  mm_dtype dt = mml_opt_dtype(L, next + 1, "full", def, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next + 1, "full", def, creation_opts);
   fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, n, shape), "full"), next, "full");
+  apply_requires_grad(L, next + 1, "full");
   return 1;
 }
 
@@ -169,8 +205,9 @@ static int l_arange(lua_State *L) {
     end = mml_check_number(L, 1, "arange", "end");
     opts = 2;
   }
-  mm_dtype dt = mml_opt_dtype(L, opts, "arange", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, opts, "arange", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_arange(mml_ctx(L), dt, start, end, step));
+  apply_requires_grad(L, opts, "arange");
   return 1;
 }
 
@@ -178,8 +215,9 @@ static int l_linspace(lua_State *L) {
   double start = mml_check_number(L, 1, "linspace", "start");
   double end = mml_check_number(L, 2, "linspace", "end");
   int64_t steps = mml_check_integer(L, 3, "linspace", "steps");
-  mm_dtype dt = mml_opt_dtype(L, 4, "linspace", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, 4, "linspace", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_linspace(mml_ctx(L), dt, start, end, steps));
+  apply_requires_grad(L, 4, "linspace");
   return 1;
 }
 
@@ -194,8 +232,9 @@ static int l_eye(lua_State *L) {
   if (n < 0 || m < 0)
     mml_error(L, "moonml.eye: sizes must be non-negative, got %I and %I", (lua_Integer)n,
               (lua_Integer)m);
-  mm_dtype dt = mml_opt_dtype(L, opts, "eye", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, opts, "eye", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_eye(mml_ctx(L), dt, n, m));
+  apply_requires_grad(L, opts, "eye");
   return 1;
 }
 
@@ -203,8 +242,9 @@ static int l_rand(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
   int n = mml_check_shape(L, 1, "rand", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "rand", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "rand", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_rand(mml_ctx(L), dt, n, shape));
+  apply_requires_grad(L, next, "rand");
   return 1;
 }
 
@@ -212,8 +252,9 @@ static int l_randn(lua_State *L) {
   int64_t shape[MM_MAX_DIMS];
   int next;
   int n = mml_check_shape(L, 1, "randn", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "randn", MM_FLOAT32, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "randn", MM_FLOAT32, creation_opts);
   mml_push_tensor(L, mm_randn(mml_ctx(L), dt, n, shape));
+  apply_requires_grad(L, next, "randn");
   return 1;
 }
 
@@ -235,8 +276,9 @@ static int l_randint(lua_State *L) {
     mml_error(L, "moonml.randint: expected a table of sizes as argument %d, got %s", at,
               mml_typename(L, at));
   int n = mml_check_shape(L, at, "randint", shape, &next);
-  mm_dtype dt = mml_opt_dtype(L, next, "randint", MM_INT64, no_extra);
+  mm_dtype dt = mml_opt_dtype(L, next, "randint", MM_INT64, creation_opts);
   mml_push_tensor(L, mm_randint(mml_ctx(L), dt, low, high, n, shape));
+  apply_requires_grad(L, next, "randint");
   return 1;
 }
 
@@ -289,7 +331,7 @@ static void fill_from_table(lua_State *L, int idx, int d, const table_shape *ts,
         idx1[k] = rest % t->shape[k];
         rest /= t->shape[k];
       }
-      set_element(L, t, idx1, -1, "tensor");
+      set_element(L, t, idx1, -1, "tensor", false);
       (*pos)++;
     }
     lua_pop(L, 1);
@@ -312,16 +354,22 @@ static int l_tensor(lua_State *L) {
   mm_ctx *ctx = mml_ctx(L);
   mm_tensor *src = mml_test_tensor(L, 1);
   if (src) {
-    mm_dtype dt = mml_opt_dtype(L, 2, "tensor", src->dtype, no_extra);
-    push_as(L, dt == src->dtype ? mm_clone(ctx, src) : mm_to_dtype(ctx, src, dt), "tensor");
+    mm_dtype dt = mml_opt_dtype(L, 2, "tensor", src->dtype, creation_opts);
+    /* a copy outside the graph, as torch.tensor(t) */
+    bool mode = mm_set_grad_enabled(ctx, false);
+    mm_tensor *copy = dt == src->dtype ? mm_clone(ctx, src) : mm_to_dtype(ctx, src, dt);
+    mm_set_grad_enabled(ctx, mode);
+    push_as(L, copy, "tensor");
+    apply_requires_grad(L, 2, "tensor");
     return 1;
   }
   int type = lua_type(L, 1);
   if (type == LUA_TNUMBER || type == LUA_TBOOLEAN) {
     mm_dtype dt =
-        mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32, no_extra);
+        mml_opt_dtype(L, 2, "tensor", type == LUA_TBOOLEAN ? MM_BOOL : MM_FLOAT32, creation_opts);
     mm_tensor *t = push_as(L, mm_empty(ctx, dt, 0, NULL), "tensor");
-    set_element(L, t, NULL, 1, "tensor");
+    set_element(L, t, NULL, 1, "tensor", false);
+    apply_requires_grad(L, 2, "tensor");
     return 1;
   }
   if (type != LUA_TTABLE)
@@ -329,10 +377,11 @@ static int l_tensor(lua_State *L) {
   table_shape ts;
   infer_table_shape(L, 1, &ts);
   mm_dtype dt =
-      mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32, no_extra);
+      mml_opt_dtype(L, 2, "tensor", table_all_bool(L, 1) ? MM_BOOL : MM_FLOAT32, creation_opts);
   mm_tensor *t = push_as(L, mm_empty(ctx, dt, ts.ndim, ts.shape), "tensor");
   int64_t pos = 0;
   fill_from_table(L, 1, 0, &ts, t, &pos); /* also when empty: {{}, {1}} is ragged */
+  apply_requires_grad(L, 2, "tensor");
   return 1;
 }
 
@@ -346,24 +395,27 @@ static mm_tensor *like_arg(lua_State *L, const char *fn, mm_dtype *dt) {
 static int l_zeros_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "zeros_like", &dt);
-  dt = mml_opt_dtype(L, 2, "zeros_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 2, "zeros_like", dt, creation_opts);
   push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "zeros_like");
+  apply_requires_grad(L, 2, "zeros_like");
   return 1;
 }
 
 static int l_ones_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "ones_like", &dt);
-  dt = mml_opt_dtype(L, 2, "ones_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 2, "ones_like", dt, creation_opts);
   push_as(L, mm_full(mml_ctx(L), dt, x->ndim, x->shape, 1), "ones_like");
+  apply_requires_grad(L, 2, "ones_like");
   return 1;
 }
 
 static int l_empty_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "empty_like", &dt);
-  dt = mml_opt_dtype(L, 2, "empty_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 2, "empty_like", dt, creation_opts);
   push_as(L, mm_zeros(mml_ctx(L), dt, x->ndim, x->shape), "empty_like");
+  apply_requires_grad(L, 2, "empty_like");
   return 1;
 }
 
@@ -371,25 +423,28 @@ static int l_full_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "full_like", &dt);
   check_fill_value(L, 2, "full_like");
-  dt = mml_opt_dtype(L, 3, "full_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 3, "full_like", dt, creation_opts);
   fill_value(L, push_as(L, mm_empty(mml_ctx(L), dt, x->ndim, x->shape), "full_like"), 2,
              "full_like");
+  apply_requires_grad(L, 3, "full_like");
   return 1;
 }
 
 static int l_rand_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "rand_like", &dt);
-  dt = mml_opt_dtype(L, 2, "rand_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 2, "rand_like", dt, creation_opts);
   push_as(L, mm_rand(mml_ctx(L), dt, x->ndim, x->shape), "rand_like");
+  apply_requires_grad(L, 2, "rand_like");
   return 1;
 }
 
 static int l_randn_like(lua_State *L) {
   mm_dtype dt;
   mm_tensor *x = like_arg(L, "randn_like", &dt);
-  dt = mml_opt_dtype(L, 2, "randn_like", dt, no_extra);
+  dt = mml_opt_dtype(L, 2, "randn_like", dt, creation_opts);
   push_as(L, mm_randn(mml_ctx(L), dt, x->ndim, x->shape), "randn_like");
+  apply_requires_grad(L, 2, "randn_like");
   return 1;
 }
 
@@ -406,8 +461,9 @@ static int l_randint_like(lua_State *L) {
   } else {
     high = mml_check_integer(L, 2, "randint_like", "high");
   }
-  dt = mml_opt_dtype(L, opts, "randint_like", dt, no_extra);
+  dt = mml_opt_dtype(L, opts, "randint_like", dt, creation_opts);
   push_as(L, mm_randint(mml_ctx(L), dt, low, high, x->ndim, x->shape), "randint_like");
+  apply_requires_grad(L, opts, "randint_like");
   return 1;
 }
 
@@ -536,7 +592,7 @@ static int m_set(lua_State *L) {
     mml_error(L, "moonml.set: expected %d indices and a value, got %d arguments", t->ndim,
               lua_gettop(L) - 1);
   check_indices(L, t, 2, "set", idx);
-  set_element(L, t, idx, 2 + t->ndim, "set");
+  set_element(L, t, idx, 2 + t->ndim, "set", true);
   lua_settop(L, 1);
   return 1;
 }
@@ -585,6 +641,8 @@ static int t_index(lua_State *L) {
     return 1;
   }
   mm_tensor *t = mml_check_tensor(L, 1, "index");
+  if (mml_test_tensor(L, 2))
+    return mml_index_by_tensor(L, t);
   if (lua_type(L, 2) != LUA_TNUMBER)
     mml_error(L, "moonml.index: a tensor is indexed by an integer or a method name, got %s",
               mml_typename(L, 2));
@@ -604,6 +662,8 @@ static int t_newindex(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "newindex");
   if (lua_type(L, 2) == LUA_TSTRING && mml_tensor_set_property(L, t, lua_tostring(L, 2), 3))
     return 0;
+  if (mml_test_tensor(L, 2))
+    return mml_newindex_by_tensor(L, t);
   if (lua_type(L, 2) != LUA_TNUMBER)
     mml_error(L, "moonml.newindex: tensors take no fields; index with an integer, got %s",
               mml_typename(L, 2));
@@ -611,11 +671,14 @@ static int t_newindex(lua_State *L) {
     mml_error(L, "moonml.newindex: cannot index a 0-d tensor (use fill_)");
   int64_t i = check_index(L, 2, "newindex", t->shape[0]);
   mm_ctx *ctx = mml_ctx(L);
+  if (mm_grad_enabled(ctx) && t->requires_grad && !t->grad_fn)
+    mml_error(L, "moonml.newindex: a leaf tensor that requires grad cannot be changed in place "
+                 "(use ml.no_grad or detach)");
   mm_tensor *src = mml_test_tensor(L, 3);
   if (!src && lua_type(L, 3) != LUA_TNUMBER && lua_type(L, 3) != LUA_TBOOLEAN)
     mml_error(L, "moonml.newindex: can assign a number or a tensor, got %s", mml_typename(L, 3));
   if (t->ndim == 1 && !src) {
-    set_element(L, t, &i, 3, "newindex");
+    set_element(L, t, &i, 3, "newindex", true);
     return 0;
   }
   /* row lives in a Lua box, so that an error below still frees it */
@@ -651,14 +714,15 @@ static int m_contiguous(lua_State *L) {
     lua_settop(L, 1);
     return 1;
   }
-  push_as(L, mm_clone(mml_ctx(L), t), "contiguous");
+  push_as(L, mm_contiguous(mml_ctx(L), t), "contiguous");
   return 1;
 }
 
 static int m_copy_(lua_State *L) {
   mm_tensor *dst = mml_check_tensor(L, 1, "copy_");
   mm_tensor *src = mml_check_tensor(L, 2, "copy_");
-  mml_check_status(L, mm_copy_(mml_ctx(L), dst, src));
+  if (mm_copy_(mml_ctx(L), dst, src) != 0)
+    core_error_as(L, "copy_");
   lua_settop(L, 1);
   return 1;
 }
@@ -672,7 +736,8 @@ static int m_fill_(lua_State *L) {
 
 static int m_zero_(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "zero_");
-  mml_check_status(L, mm_fill_(mml_ctx(L), t, 0));
+  if (mm_fill_(mml_ctx(L), t, 0) != 0)
+    core_error_as(L, "zero_");
   lua_settop(L, 1);
   return 1;
 }

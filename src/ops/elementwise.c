@@ -14,6 +14,7 @@
  * plain loop over contiguous data (or data against a broadcast scalar), which the compiler
  * vectorises. An operand whose dtype differs from the compute dtype is converted first (a
  * temporary copy); broadcast operands are header copies on the stack, never allocated. */
+#include "../autograd/autograd.h"
 #include "../core/internal.h"
 
 #include <math.h>
@@ -43,12 +44,15 @@ const char *mm_unary_op_name(mm_unary_op op) {
 
 /* ------------------------------------------------------------------ kernels */
 
-/* Per-call constants: alpha of add-with-alpha, the exponent of pow by a scalar. */
+/* Per-call constants: alpha of add-with-alpha, the exponent of pow by a scalar; backward
+ * kernels may take a second float constant (f32b / f64b). */
 typedef struct {
   float f32;
   double f64;
   int64_t i64;
   uint8_t b;
+  float f32b;
+  double f64b;
 } kparam;
 
 /* int64 arithmetic wraps around as in PyTorch; unsigned arithmetic keeps it defined. */
@@ -280,6 +284,123 @@ static mm_inner_fn pow_scalar_kernel(mm_dtype dt, double e, kparam *kp) {
   return f ? k_pows_f32 : k_pows_f64;
 }
 
+/* ------------------------------------------------------------------ backward kernels */
+
+/* out = EXPR(g, x, y): the gradient g and two operands, any of them broadcast. */
+#define TERNARY_KERNEL(name, T, EXPR)                                                              \
+  static void name(char **p, const int64_t *s, int64_t n, void *arg) {                             \
+    const kparam *kp = arg;                                                                        \
+    (void)kp;                                                                                      \
+    const int64_t e = (int64_t)sizeof(T);                                                          \
+    if (s[0] == e && s[1] == e && s[2] == e && s[3] == e) {                                        \
+      T *o = (T *)p[0];                                                                            \
+      const T *pg = (const T *)p[1], *px = (const T *)p[2], *py = (const T *)p[3];                 \
+      for (int64_t i = 0; i < n; i++) {                                                            \
+        const T g = pg[i], x = px[i], y = py[i];                                                   \
+        o[i] = (T)(EXPR);                                                                          \
+      }                                                                                            \
+    } else {                                                                                       \
+      char *q = p[0];                                                                              \
+      const char *qg = p[1], *qx = p[2], *qy = p[3];                                               \
+      for (int64_t i = 0; i < n; i++, q += s[0], qg += s[1], qx += s[2], qy += s[3]) {             \
+        const T g = *(const T *)qg, x = *(const T *)qx, y = *(const T *)qy;                        \
+        *(T *)q = (T)(EXPR);                                                                       \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+/* x ** e as the forward's tensor ** scalar computes it (the exact forms PyTorch uses) */
+static inline float powk_f32(float x, float e) {
+  if (e == 0.0f)
+    return 1.0f;
+  if (e == 1.0f)
+    return x;
+  if (e == 2.0f)
+    return x * x;
+  if (e == 3.0f)
+    return x * x * x;
+  if (e == -1.0f)
+    return 1.0f / x;
+  if (e == -2.0f)
+    return 1.0f / (x * x);
+  if (e == 0.5f)
+    return sqrtf(x);
+  if (e == -0.5f)
+    return 1.0f / sqrtf(x);
+  return powf(x, e);
+}
+
+static inline double powk_f64(double x, double e) {
+  if (e == 0.0)
+    return 1.0;
+  if (e == 1.0)
+    return x;
+  if (e == 2.0)
+    return x * x;
+  if (e == 3.0)
+    return x * x * x;
+  if (e == -1.0)
+    return 1.0 / x;
+  if (e == -2.0)
+    return 1.0 / (x * x);
+  if (e == 0.5)
+    return sqrt(x);
+  if (e == -0.5)
+    return 1.0 / sqrt(x);
+  return pow(x, e);
+}
+
+/* Unary backward: x is the incoming gradient, y the saved input (abs, log) or output (the
+ * rest). PyTorch's formulas: abs passes sgn(input) (0 at 0 and NaN), relu blocks where the
+ * output is <= 0 (so its gradient at 0 is 0). */
+BINARY_KERNEL(k_abs_bw_f32, float, float, x *(float)((y > 0.0f) - (y < 0.0f)))
+BINARY_KERNEL(k_log_bw_f32, float, float, x / y)
+BINARY_KERNEL(k_exp_bw_f32, float, float, x *y)
+BINARY_KERNEL(k_sqrt_bw_f32, float, float, x / (2.0f * y))
+BINARY_KERNEL(k_tanh_bw_f32, float, float, x *(1.0f - y * y))
+BINARY_KERNEL(k_sigmoid_bw_f32, float, float, x *(1.0f - y) * y)
+BINARY_KERNEL(k_relu_bw_f32, float, float, y <= 0.0f ? 0.0f : x)
+BINARY_KERNEL(k_abs_bw_f64, double, double, x *(double)((y > 0.0) - (y < 0.0)))
+BINARY_KERNEL(k_log_bw_f64, double, double, x / y)
+BINARY_KERNEL(k_exp_bw_f64, double, double, x *y)
+BINARY_KERNEL(k_sqrt_bw_f64, double, double, x / (2.0 * y))
+BINARY_KERNEL(k_tanh_bw_f64, double, double, x *(1.0 - y * y))
+BINARY_KERNEL(k_sigmoid_bw_f64, double, double, x *(1.0 - y) * y)
+BINARY_KERNEL(k_relu_bw_f64, double, double, y <= 0.0 ? 0.0 : x)
+
+static const mm_inner_fn unary_bw_kernels[MM_UNARY_OP_COUNT][2] = {
+    [MM_OP_ABS] = {k_abs_bw_f32, k_abs_bw_f64},
+    [MM_OP_EXP] = {k_exp_bw_f32, k_exp_bw_f64},
+    [MM_OP_LOG] = {k_log_bw_f32, k_log_bw_f64},
+    [MM_OP_SQRT] = {k_sqrt_bw_f32, k_sqrt_bw_f64},
+    [MM_OP_TANH] = {k_tanh_bw_f32, k_tanh_bw_f64},
+    [MM_OP_SIGMOID] = {k_sigmoid_bw_f32, k_sigmoid_bw_f64},
+    [MM_OP_RELU] = {k_relu_bw_f32, k_relu_bw_f64},
+};
+
+/* a / b: d/db = -g * ((a / b) / b) */
+TERNARY_KERNEL(k_div_b_f32, float, -g *((x / y) / y))
+TERNARY_KERNEL(k_div_b_f64, double, -g *((x / y) / y))
+/* s / a (scalar s in kp): d/da = -g * ((s / a) / a) */
+BINARY_KERNEL(k_rdiv_bw_f32, float, float, -x *((kp->f32 / y) / y))
+BINARY_KERNEL(k_rdiv_bw_f64, double, double, -x *((kp->f64 / y) / y))
+/* x ** y: d/dx = g * y * x ** (y - 1), 0 where y == 0; d/dy = g * x ** y * log(x), 0 where
+ * x == 0 and y >= 0 (PyTorch's pow_backward_self / pow_backward_exponent) */
+TERNARY_KERNEL(k_pow_x_f32, float, y == 0.0f ? 0.0f : g * (y * powf(x, y - 1.0f)))
+TERNARY_KERNEL(k_pow_x_f64, double, y == 0.0 ? 0.0 : g * (y * pow(x, y - 1.0)))
+TERNARY_KERNEL(k_pow_y_f32, float, (x == 0.0f && y >= 0.0f) ? 0.0f : g *(powf(x, y) * logf(x)))
+TERNARY_KERNEL(k_pow_y_f64, double, (x == 0.0 && y >= 0.0) ? 0.0 : g *(pow(x, y) * log(x)))
+/* a ** e (e in kp->f32 / f64, e - 1 in f32b / f64b) */
+BINARY_KERNEL(k_pows_bw_f32, float, float,
+              kp->f32 == 0.0f ? 0.0f : x * (kp->f32 * powk_f32(y, kp->f32b)))
+BINARY_KERNEL(k_pows_bw_f64, double, double,
+              kp->f64 == 0.0 ? 0.0 : x * (kp->f64 * powk_f64(y, kp->f64b)))
+/* s ** a (s in kp->f32 / f64, log(s) in f32b / f64b) */
+BINARY_KERNEL(k_rpow_bw_f32, float, float,
+              (kp->f32 == 0.0f && y >= 0.0f) ? 0.0f : x *(powf(kp->f32, y) * kp->f32b))
+BINARY_KERNEL(k_rpow_bw_f64, double, double,
+              (kp->f64 == 0.0 && y >= 0.0) ? 0.0 : x *(pow(kp->f64, y) * kp->f64b))
+
 /* ------------------------------------------------------------------ operands, dtypes */
 
 /* 0 bool, 1 integer, 2 floating */
@@ -472,6 +593,105 @@ static void run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, kparam *kp) 
   mm_iter_run(&it, fn, kp);
 }
 
+/* ------------------------------------------------------------------ autograd helpers */
+
+/* The graph-recording paths stay out of line, so the common path keeps its inlined forward. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MM_COLD __attribute__((noinline, cold))
+#else
+#define MM_COLD
+#endif
+
+/* The test every op makes before any graph work: two loads when nothing needs a gradient. */
+static inline bool recording(const mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
+  return ctx->grad_enabled && (a->requires_grad || (b && b->requires_grad));
+}
+
+/* An in-place change joins the graph also when self is a view of a tensor in it (made while
+ * grad mode was off): the base's history must then be rewritten. */
+static inline bool recording_inplace(const mm_ctx *ctx, const mm_tensor *self, const mm_tensor *b) {
+  return recording(ctx, self, b) || (ctx->grad_enabled && self->base && self->base->requires_grad);
+}
+
+/* A copy of t's values as they are now, out of reach of the in-place change to come. */
+static mm_tensor *snapshot(mm_ctx *ctx, const mm_tensor *t) {
+  bool mode = mm_set_grad_enabled(ctx, false);
+  mm_tensor *c = mm_clone(ctx, t);
+  mm_set_grad_enabled(ctx, mode);
+  return c;
+}
+
+/* Gradients go back in each input's dtype: a float32 input of a float64 op (mixed
+ * arithmetic) gets a float32 gradient, so the nodes before it see their own dtype. */
+static int grads_to_input_dtype(mm_ctx *ctx, const mm_node *node, mm_tensor **gi) {
+  for (int k = 0; k < node->n_inputs; k++) {
+    mm_tensor *g = gi[k];
+    if (!g || !node->in[k].needs_grad || g->dtype == node->in[k].dtype)
+      continue;
+    gi[k] = mm_to_dtype(ctx, g, node->in[k].dtype);
+    mm_release(g);
+    if (!gi[k])
+      return -1;
+  }
+  return 0;
+}
+
+/* Runs a backward kernel (fns[0] float32, fns[1] float64) over in[0] (the gradient) and up
+ * to two operands of broadcastable shapes, a NULL operand standing for the scalar s. The
+ * result has their broadcast shape and promoted (floating) dtype. */
+static mm_tensor *bw_run(mm_ctx *ctx, const mm_inner_fn *fns, int n, const mm_tensor *const *in,
+                         double s, kparam *kp) {
+  mm_dtype C = in[0]->dtype;
+  int nd = 0;
+  int64_t shape[MM_MAX_DIMS];
+  for (int k = 0; k < n; k++) {
+    if (!in[k])
+      continue;
+    int64_t joint[MM_MAX_DIMS];
+    int njoint;
+    if (mm_broadcast_shape(ctx, "backward", nd, shape, in[k]->ndim, in[k]->shape, &njoint, joint) !=
+        0)
+      return NULL;
+    nd = njoint;
+    memcpy(shape, joint, sizeof(int64_t) * (size_t)nd);
+    C = mm_promote(C, in[k]->dtype);
+  }
+  if (!mm_dtype_is_float(C))
+    C = MM_FLOAT32;
+  mm_tensor *conv[MM_ITER_MAX] = {NULL}, *out = NULL;
+  mm_tensor h[MM_ITER_MAX], *ts[MM_ITER_MAX];
+  scalar_tensor st;
+  for (int k = 0; k < n; k++) {
+    const mm_tensor *t = in[k];
+    if (!t) {
+      scalar_tensor_init(&st, C, nd, shape, s);
+      ts[k + 1] = &st.t;
+      continue;
+    }
+    if (t->dtype != C && !(t = conv[k] = mm_to_dtype(ctx, t, C)))
+      goto done;
+    broadcast_header(t, nd, shape, &h[k]);
+    ts[k + 1] = &h[k];
+  }
+  if (!(out = new_tensor(ctx, "backward", C, nd, shape)))
+    goto done;
+  ts[0] = out;
+  run_kernel(n + 1, ts, fns[C == MM_FLOAT64], kp);
+done:
+  for (int k = 0; k < n; k++)
+    mm_release(conv[k]);
+  return out;
+}
+
+/* g * v, or g itself (a new reference) when v is 1 */
+static mm_tensor *scaled(mm_ctx *ctx, const mm_tensor *g, double v) {
+  if (v == 1) {
+    mm_retain((mm_tensor *)g);
+    return (mm_tensor *)g;
+  }
+  return mm_binary_scalar(ctx, MM_OP_MUL, g, (mm_scalar){v, false}, false);
+}
+
 /* ------------------------------------------------------------------ binary driver */
 
 typedef struct {
@@ -485,7 +705,8 @@ typedef struct {
   mm_tensor *self; /* in place into self (== a), or NULL */
 } binary_call;
 
-static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
+/* The forward computation alone: no graph, no version bump. */
+static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
   mm_binary_op op = c->op;
   if ((unsigned)op >= MM_BINARY_OP_COUNT)
     return mm_fail(ctx, "moonml.binary: unknown op %d", (int)op);
@@ -605,6 +826,225 @@ done:
   return rc;
 }
 
+/* ------------------------------------------------------------------ binary autograd */
+
+static const char *const binary_bw_names[MM_BINARY_OP_COUNT] = {
+    "AddBackward", "SubBackward", "MulBackward", "DivBackward", "PowBackward", "EqBackward",
+    "NeBackward",  "LtBackward",  "LeBackward",  "GtBackward",  "GeBackward"};
+
+/* node->i[1]: which operands are tensors */
+enum { TENSOR_TENSOR, TENSOR_SCALAR, SCALAR_TENSOR };
+
+static int call_kind(const binary_call *c) {
+  return c->b ? TENSOR_TENSOR : c->scalar_first ? SCALAR_TENSOR : TENSOR_SCALAR;
+}
+
+/* Does the backward read the tensor a (b) for the gradients asked (na, nb)? */
+static bool bw_reads_a(mm_binary_op op, int kind, bool na, bool nb) {
+  switch (op) {
+  case MM_OP_MUL:
+    return kind == TENSOR_TENSOR && nb;
+  case MM_OP_DIV:
+    return kind == TENSOR_TENSOR ? nb : kind == SCALAR_TENSOR;
+  case MM_OP_POW:
+    return na || nb;
+  default:
+    return false;
+  }
+}
+
+static bool bw_reads_b(mm_binary_op op, int kind, bool na, bool nb) {
+  if (kind != TENSOR_TENSOR)
+    return false;
+  switch (op) {
+  case MM_OP_MUL:
+    return na;
+  case MM_OP_DIV:
+  case MM_OP_POW:
+    return na || nb;
+  default:
+    return false;
+  }
+}
+
+/* Gradients of a op b (a + alpha * b for add / sub; either side may be the scalar s). */
+static int binary_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g, mm_tensor **gi) {
+  mm_binary_op op = (mm_binary_op)node->i[0];
+  int kind = (int)node->i[1];
+  const mm_tensor *a = node->i[2] >= 0 ? node->saved[node->i[2]] : NULL;
+  const mm_tensor *b = node->i[3] >= 0 ? node->saved[node->i[3]] : NULL;
+  double s = node->f[0], alpha = node->f[1];
+  bool na = node->in[0].needs_grad, nb = node->n_inputs > 1 && node->in[1].needs_grad;
+  kparam kp = {0};
+  kp.f32 = (float)s;
+  kp.f64 = s;
+  switch (op) {
+  case MM_OP_ADD:
+  case MM_OP_SUB:
+    if (na)
+      gi[0] = kind == SCALAR_TENSOR && op == MM_OP_SUB ? mm_unary(ctx, MM_OP_NEG, g)
+                                                       : scaled(ctx, g, 1);
+    if (nb)
+      gi[1] = scaled(ctx, g, op == MM_OP_SUB ? -alpha : alpha);
+    break;
+  case MM_OP_MUL:
+    if (kind != TENSOR_TENSOR) {
+      gi[0] = scaled(ctx, g, s);
+      break;
+    }
+    if (na)
+      gi[0] = mm_binary(ctx, MM_OP_MUL, g, b);
+    if (nb)
+      gi[1] = mm_binary(ctx, MM_OP_MUL, g, a);
+    break;
+  case MM_OP_DIV:
+    if (kind == TENSOR_SCALAR) {
+      gi[0] = mm_binary_scalar(ctx, MM_OP_DIV, g, (mm_scalar){s, false}, false);
+    } else if (kind == SCALAR_TENSOR) {
+      static const mm_inner_fn fns[2] = {k_rdiv_bw_f32, k_rdiv_bw_f64};
+      gi[0] = bw_run(ctx, fns, 2, (const mm_tensor *[]){g, a}, 0, &kp);
+    } else {
+      static const mm_inner_fn fns[2] = {k_div_b_f32, k_div_b_f64};
+      if (na)
+        gi[0] = mm_binary(ctx, MM_OP_DIV, g, b);
+      if (nb)
+        gi[1] = bw_run(ctx, fns, 3, (const mm_tensor *[]){g, a, b}, 0, &kp);
+    }
+    break;
+  case MM_OP_POW:
+    if (kind == TENSOR_SCALAR) {
+      static const mm_inner_fn fns[2] = {k_pows_bw_f32, k_pows_bw_f64};
+      kp.f32b = (float)(s - 1);
+      kp.f64b = s - 1;
+      gi[0] = bw_run(ctx, fns, 2, (const mm_tensor *[]){g, a}, 0, &kp);
+    } else if (kind == SCALAR_TENSOR) {
+      static const mm_inner_fn fns[2] = {k_rpow_bw_f32, k_rpow_bw_f64};
+      kp.f32b = (float)log(s);
+      kp.f64b = log(s);
+      gi[0] = bw_run(ctx, fns, 2, (const mm_tensor *[]){g, a}, 0, &kp);
+    } else {
+      static const mm_inner_fn fx[2] = {k_pow_x_f32, k_pow_x_f64};
+      static const mm_inner_fn fy[2] = {k_pow_y_f32, k_pow_y_f64};
+      if (na)
+        gi[0] = bw_run(ctx, fx, 3, (const mm_tensor *[]){g, a, b}, 0, &kp);
+      if (nb)
+        gi[1] = bw_run(ctx, fy, 3, (const mm_tensor *[]){g, a, b}, 0, &kp);
+    }
+    break;
+  default:
+    return 0; /* comparisons: no gradient flows back */
+  }
+  if ((na && !gi[0]) || (nb && !gi[1]))
+    return -1;
+  return grads_to_input_dtype(ctx, node, gi);
+}
+
+/* Parameters and saved operands of a new binary node; a and b are what the backward is to
+ * read for the two operands (the operands, or copies taken before an in-place change). */
+static int binary_fill(mm_ctx *ctx, mm_node *node, const binary_call *c, const mm_tensor *a,
+                       const mm_tensor *b) {
+  int kind = call_kind(c);
+  bool na = node->in[0].needs_grad, nb = c->b && node->in[1].needs_grad;
+  node->i[0] = c->op;
+  node->i[1] = kind;
+  node->i[2] = node->i[3] = -1;
+  node->f[0] = c->s.value;
+  node->f[1] = c->has_alpha ? c->alpha.value : 1;
+  if (bw_reads_a(c->op, kind, na, nb)) {
+    node->i[2] = node->n_saved;
+    if (mm_node_save(ctx, node, a) != 0)
+      return -1;
+  }
+  if (bw_reads_b(c->op, kind, na, nb)) {
+    node->i[3] = node->n_saved;
+    if (mm_node_save(ctx, node, b) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* An in-place op that joins the graph: the node's first input is self's history up to now,
+ * and the node becomes self's new history. The values the backward reads from the old self
+ * are copied first. */
+static int binary_inplace_recorded(mm_ctx *ctx, const binary_call *c) {
+  mm_tensor *self = c->self;
+  const mm_tensor *in[2] = {self, c->b};
+  mm_node *node;
+  if (mm_inplace_begin(ctx, binary_names_[c->op], binary_bw_names[c->op], binary_backward,
+                       c->b ? 2 : 1, in, &node) != 0)
+    return -1;
+  if (!node) { /* grad mode is off after all */
+    if (binary_compute(ctx, c, NULL) != 0)
+      return -1;
+    mm_bump_version(self);
+    return 0;
+  }
+  int kind = call_kind(c);
+  bool na = node->in[0].needs_grad, nb = c->b && node->in[1].needs_grad;
+  const mm_tensor *b = c->b;
+  mm_tensor *a_old = NULL, *b_copy = NULL;
+  int rc = -1;
+  if (bw_reads_a(c->op, kind, na, nb) && !(a_old = snapshot(ctx, self)))
+    goto done;
+  if (bw_reads_b(c->op, kind, na, nb) && mm_same_storage(b, self) &&
+      !(b = b_copy = snapshot(ctx, b)))
+    goto done;
+  if (binary_fill(ctx, node, c, a_old, b) != 0)
+    goto done;
+  bool mode = mm_set_grad_enabled(ctx, false);
+  rc = binary_compute(ctx, c, NULL);
+  mm_set_grad_enabled(ctx, mode);
+  if (rc != 0)
+    goto done;
+  mm_bump_version(self);
+  rc = mm_inplace_attach(ctx, node, self); /* a view rewrites its base's history */
+  node = NULL;
+done:
+  mm_node_release(node);
+  mm_release(a_old);
+  mm_release(b_copy);
+  return rc;
+}
+
+/* binary_exec when an input requires grad in grad mode: out-of-place results of
+ * differentiable ops get a node; in-place ops rebase self's history (a leaf may not). */
+static MM_COLD int binary_exec_graph(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
+  if ((unsigned)c->op >= MM_BINARY_OP_COUNT)
+    return mm_fail(ctx, "moonml.binary: unknown op %d", (int)c->op);
+  if (c->self)
+    return binary_inplace_recorded(ctx, c);
+  if (c->op >= MM_OP_EQ) /* comparisons: a bool result outside the graph */
+    return binary_compute(ctx, c, result);
+  bool mode = mm_set_grad_enabled(ctx, false);
+  int rc = binary_compute(ctx, c, result);
+  mm_set_grad_enabled(ctx, mode);
+  if (rc != 0)
+    return -1;
+  const mm_tensor *in[2] = {c->a, c->b};
+  mm_node *node;
+  if (mm_node_begin(ctx, binary_bw_names[c->op], binary_backward, c->b ? 2 : 1, in, &node) != 0 ||
+      binary_fill(ctx, node, c, c->a, c->b) != 0) {
+    mm_node_release(node);
+    mm_release(*result);
+    *result = NULL;
+    return -1;
+  }
+  mm_node_attach(node, *result);
+  return 0;
+}
+
+/* The forward, its version bump when in place, and its place in the graph. The common case
+ * (nothing requires grad, or grad mode off) costs one test. */
+static int binary_exec(mm_ctx *ctx, const binary_call *c, mm_tensor **result) {
+  if (c->self ? recording_inplace(ctx, c->self, c->b) : recording(ctx, c->a, c->b))
+    return binary_exec_graph(ctx, c, result);
+  if (binary_compute(ctx, c, result) != 0)
+    return -1;
+  if (c->self)
+    mm_bump_version(c->self);
+  return 0;
+}
+
 mm_tensor *mm_binary(mm_ctx *ctx, mm_binary_op op, const mm_tensor *a, const mm_tensor *b) {
   binary_call c = {.op = op, .a = a, .b = b};
   mm_tensor *r = NULL;
@@ -656,8 +1096,8 @@ int mm_add_alpha_(mm_ctx *ctx, mm_binary_op op, mm_tensor *a, const mm_tensor *b
 
 /* ------------------------------------------------------------------ unary driver */
 
-static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor *self,
-                      mm_tensor **result) {
+static int unary_compute(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor *self,
+                         mm_tensor **result) {
   if ((unsigned)op >= MM_UNARY_OP_COUNT)
     return mm_fail(ctx, "moonml.unary: unknown op %d", (int)op);
   const char *name = self ? unary_names_[op] : unary_names[op];
@@ -695,6 +1135,93 @@ static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor
   mm_release(ta);
   if (result)
     *result = out;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ unary autograd */
+
+static const char *const unary_bw_names[MM_UNARY_OP_COUNT] = {
+    "NegBackward",  "AbsBackward",  "ExpBackward",     "LogBackward",
+    "SqrtBackward", "TanhBackward", "SigmoidBackward", "ReluBackward"};
+
+/* abs and log read their input; exp, sqrt, tanh, sigmoid and relu their output; neg nothing */
+static bool unary_reads_input(mm_unary_op op) { return op == MM_OP_ABS || op == MM_OP_LOG; }
+
+static int unary_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g, mm_tensor **gi) {
+  mm_unary_op op = (mm_unary_op)node->i[0];
+  if (op == MM_OP_NEG) {
+    gi[0] = mm_unary(ctx, MM_OP_NEG, g);
+  } else {
+    kparam kp = {0};
+    gi[0] = bw_run(ctx, unary_bw_kernels[op], 2, (const mm_tensor *[]){g, node->saved[0]}, 0, &kp);
+  }
+  if (!gi[0])
+    return -1;
+  return grads_to_input_dtype(ctx, node, gi);
+}
+
+/* unary_exec when a requires grad in grad mode: an out-of-place result gets a node; an
+ * in-place op rebases self's history (a leaf may not change in place). */
+static MM_COLD int unary_exec_graph(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a,
+                                    mm_tensor *self, mm_tensor **result) {
+  if ((unsigned)op >= MM_UNARY_OP_COUNT)
+    return mm_fail(ctx, "moonml.unary: unknown op %d", (int)op);
+  mm_node *node;
+  if ((self ? mm_inplace_begin(ctx, unary_names_[op], unary_bw_names[op], unary_backward, 1, &a,
+                               &node)
+            : mm_node_begin(ctx, unary_bw_names[op], unary_backward, 1, &a, &node)) != 0)
+    return -1;
+  if (!node) { /* grad mode is off after all */
+    if (unary_compute(ctx, op, a, self, result) != 0)
+      return -1;
+    if (self)
+      mm_bump_version(self);
+    return 0;
+  }
+  node->i[0] = op;
+  mm_tensor *a_old = NULL, *out = NULL;
+  int rc = -1;
+  if (self && unary_reads_input(op) && !(a_old = snapshot(ctx, self)))
+    goto done;
+  bool mode = mm_set_grad_enabled(ctx, false);
+  int st = unary_compute(ctx, op, a, self, self ? NULL : &out);
+  mm_set_grad_enabled(ctx, mode);
+  if (st != 0)
+    goto done;
+  if (self)
+    mm_bump_version(self);
+  mm_tensor *res = self ? self : out;
+  if (op != MM_OP_NEG &&
+      mm_node_save(ctx, node, unary_reads_input(op) ? (a_old ? a_old : a) : res) != 0)
+    goto done;
+  if (self) {
+    mm_node *n = node;
+    node = NULL;
+    if (mm_inplace_attach(ctx, n, self) != 0) /* a view rewrites its base's history */
+      goto done;
+  } else {
+    mm_node_attach(node, res);
+    node = NULL;
+  }
+  if (result)
+    *result = out;
+  out = NULL;
+  rc = 0;
+done:
+  mm_node_release(node);
+  mm_release(a_old);
+  mm_release(out);
+  return rc;
+}
+
+static int unary_exec(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_tensor *self,
+                      mm_tensor **result) {
+  if (self ? recording_inplace(ctx, self, NULL) : recording(ctx, a, NULL))
+    return unary_exec_graph(ctx, op, a, self, result);
+  if (unary_compute(ctx, op, a, self, result) != 0)
+    return -1;
+  if (self)
+    mm_bump_version(self);
   return 0;
 }
 

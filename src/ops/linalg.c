@@ -8,7 +8,12 @@
  * Threads: BLAS calls run on the calling thread, and OpenBLAS splits them over its own
  * pool, whose size mm_set_num_threads() sets. Only the direct loops (tiny products and
  * int64) are split with mm_parallel_for, and those never call BLAS.
+ *
+ * Autograd: every product records a node; one backward serves matmul, dot, mv, mm and bmm
+ * (1-D operands are treated as matrices with a size-1 dim, which the gradient drops
+ * again; broadcast batch dims are summed back by the engine). addmm has its own.
  */
+#include "../autograd/autograd.h"
 #include "../core/internal.h"
 
 #include <cblas.h>
@@ -319,7 +324,7 @@ static int gemm_into(mm_ctx *ctx, const char *op, mm_tensor *out, int nb, const 
       int r = t->ndim - 2;
       if (!blas_layout(t->shape[r], t->shape[r + 1], t->stride[r], t->stride[r + 1], trs[o],
                        lds[o])) {
-        *copies[o] = mm_clone(ctx, t);
+        *copies[o] = mm_clone_raw(ctx, t);
         if (!*copies[o]) {
           mm_release(ac);
           return -1;
@@ -403,7 +408,7 @@ static int gemv_into(mm_ctx *ctx, const char *op, mm_tensor *y, const mm_tensor 
   int ld = 1;
   mm_tensor *mc = NULL, *xc = NULL;
   if (!blas_layout(n, k, m->stride[0], m->stride[1], &tr, &ld)) {
-    mc = mm_clone(ctx, m);
+    mc = mm_clone_raw(ctx, m);
     if (!mc)
       return -1;
     m = mc;
@@ -411,7 +416,7 @@ static int gemv_into(mm_ctx *ctx, const char *op, mm_tensor *y, const mm_tensor 
   }
   /* BLAS rejects an increment of 0 (an expanded vector) */
   if (x->stride[0] < 1 || !fits_int(x->stride[0])) {
-    xc = mm_clone(ctx, x);
+    xc = mm_clone_raw(ctx, x);
     if (!xc) {
       mm_release(mc);
       return -1;
@@ -441,6 +446,9 @@ static mm_tensor *gemv_new(mm_ctx *ctx, const char *op, const mm_tensor *m, cons
   }
   return y;
 }
+
+static mm_tensor *record_product(mm_ctx *ctx, mm_tensor *out, const char *name, const mm_tensor *a,
+                                 const mm_tensor *b);
 
 /* ------------------------------------------------------------------ dot */
 
@@ -484,7 +492,7 @@ mm_tensor *mm_dot(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
     mm_fail(ctx, "moonml.dot: expected 1-D tensors, got %d-D and %d-D", a->ndim, b->ndim);
     return NULL;
   }
-  return dot_impl(ctx, "dot", a, b);
+  return record_product(ctx, dot_impl(ctx, "dot", a, b), "DotBackward", a, b);
 }
 
 /* ------------------------------------------------------------------ mv, mm, bmm */
@@ -505,22 +513,195 @@ mm_tensor *mm_mv(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *x) {
             x->ndim);
     return NULL;
   }
-  return mv_impl(ctx, "mv", a, x);
+  return record_product(ctx, mv_impl(ctx, "mv", a, x), "MvBackward", a, x);
 }
 
-/* [n, k] @ [k, p] -> [n, p] */
-static mm_tensor *mm_impl(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *b) {
+/* alpha * [n, k] @ [k, p] -> [n, p] */
+static mm_tensor *mm_scaled(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *b,
+                            double alpha) {
   if (a->shape[1] != b->shape[0]) {
     fail_shapes(ctx, op, a, b, "");
     return NULL;
   }
   int64_t shape[2] = {a->shape[0], b->shape[1]};
   mm_tensor *out = mm_empty(ctx, a->dtype, 2, shape);
-  if (out && gemm_into(ctx, op, out, 0, NULL, a, b, 1, 0, false) != 0) {
+  if (out && gemm_into(ctx, op, out, 0, NULL, a, b, alpha, 0, false) != 0) {
     mm_release(out);
     return NULL;
   }
   return out;
+}
+
+static mm_tensor *mm_impl(mm_ctx *ctx, const char *op, const mm_tensor *a, const mm_tensor *b) {
+  return mm_scaled(ctx, op, a, b, 1);
+}
+
+/* ------------------------------------------------------------------ autograd */
+
+/* a's view as a stack header with its last two dims swapped (a read-only operand) */
+static mm_tensor swap_last(const mm_tensor *a) {
+  mm_tensor h = *a;
+  int n = a->ndim;
+  h.shape[n - 2] = a->shape[n - 1];
+  h.shape[n - 1] = a->shape[n - 2];
+  h.stride[n - 2] = a->stride[n - 1];
+  h.stride[n - 1] = a->stride[n - 2];
+  return h;
+}
+
+/* x @ y, times alpha (alpha != 1 only for 2-D operands) */
+static mm_tensor *product(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *y, double alpha) {
+  if (alpha == 1)
+    return mm_matmul(ctx, x, y);
+  return mm_scaled(ctx, "addmm", x, y, alpha);
+}
+
+/* Drops the size-1 dim at d that a 1-D operand's matrix form added (a new reference). */
+static mm_tensor *drop_dim(mm_ctx *ctx, mm_tensor *t, int d) {
+  if (!t)
+    return NULL;
+  mm_tensor *v = mm_select(ctx, t, d, 0);
+  mm_release(t);
+  return v;
+}
+
+/* Gradients of out = alpha * (a @ b) under torch.matmul's rules, given g = d(loss)/d(out).
+ * a (needed for gb) and b (needed for ga) may be NULL when not needed; their ranks are
+ * given. ga and gb may keep broadcast batch dims (the engine sums them). */
+static int product_grads(mm_ctx *ctx, int a_ndim, const mm_tensor *a, int b_ndim,
+                         const mm_tensor *b, const mm_tensor *g, double alpha, mm_tensor **ga,
+                         mm_tensor **gb) {
+  bool a1 = a_ndim == 1, b1 = b_ndim == 1;
+  /* g with the dims of 1-D operands put back: [batch..., n or 1, p or 1] */
+  int nb = g->ndim - (a1 ? 0 : 1) - (b1 ? 0 : 1), n = 0;
+  int64_t sh[MM_MAX_DIMS], st[MM_MAX_DIMS];
+  for (int d = 0; d < nb; d++, n++) {
+    sh[n] = g->shape[d];
+    st[n] = g->stride[d];
+  }
+  sh[n] = a1 ? 1 : g->shape[nb];
+  st[n++] = a1 ? 1 : g->stride[nb];
+  sh[n] = b1 ? 1 : g->shape[g->ndim - 1];
+  st[n++] = b1 ? 1 : g->stride[g->ndim - 1];
+  mm_tensor g2 = header(g, n, sh, st);
+  if (ga) {
+    mm_tensor b2 = *b;
+    if (b1) {
+      int64_t bs[2] = {b->shape[0], 1}, bst[2] = {b->stride[0], 1};
+      b2 = header(b, 2, bs, bst);
+    }
+    mm_tensor bt = swap_last(&b2);
+    *ga = product(ctx, &g2, &bt, alpha);
+    if (a1)
+      *ga = drop_dim(ctx, *ga, (*ga ? (*ga)->ndim : 2) - 2);
+    if (!*ga)
+      return -1;
+  }
+  if (gb) {
+    if (a->ndim >= 3 && b_ndim <= 2) {
+      /* b has no batch dims: fold a's and g's into rows, one product instead of a
+       * batched one summed afterwards */
+      int64_t k = a->shape[a->ndim - 1], p = b1 ? 1 : g->shape[g->ndim - 1];
+      int64_t ash[2] = {-1, k}, gsh[2] = {-1, p};
+      mm_tensor *af = mm_reshape(ctx, a, 2, ash);
+      mm_tensor *gf = af ? mm_reshape(ctx, g, b1 ? 1 : 2, b1 ? ash : gsh) : NULL;
+      if (gf) {
+        mm_tensor at = swap_last(af);
+        *gb = product(ctx, &at, gf, alpha);
+      }
+      mm_release(af);
+      mm_release(gf);
+    } else {
+      mm_tensor a2 = *a;
+      if (a1) {
+        int64_t as[2] = {1, a->shape[0]}, ast[2] = {1, a->stride[0]};
+        a2 = header(a, 2, as, ast);
+      }
+      mm_tensor at = swap_last(&a2);
+      *gb = product(ctx, &at, &g2, alpha);
+      if (b1)
+        *gb = drop_dim(ctx, *gb, (*gb ? (*gb)->ndim : 1) - 1);
+    }
+    if (!*gb) {
+      if (ga) {
+        mm_release(*ga);
+        *ga = NULL;
+      }
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The saved operand i[which] points at (-1: not saved). */
+static const mm_tensor *saved_operand(const mm_node *node, int which) {
+  return node->i[which] < 0 ? NULL : node->saved[node->i[which]];
+}
+
+/* matmul, dot, mv, mm, bmm */
+static int product_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad,
+                            mm_tensor **grad_in) {
+  const mm_tensor *a = saved_operand(node, 0), *b = saved_operand(node, 1);
+  return product_grads(ctx, (int)node->i[2], a, (int)node->i[3], b, grad, 1,
+                       node->in[0].needs_grad ? &grad_in[0] : NULL,
+                       node->in[1].needs_grad ? &grad_in[1] : NULL);
+}
+
+static int addmm_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad, mm_tensor **grad_in) {
+  double beta = node->f[0], alpha = node->f[1];
+  if (node->in[0].needs_grad) {
+    if (beta == 1) {
+      mm_retain((mm_tensor *)grad);
+      grad_in[0] = (mm_tensor *)grad;
+    } else if (!(grad_in[0] =
+                     mm_binary_scalar(ctx, MM_OP_MUL, grad, (mm_scalar){beta, false}, false))) {
+      return -1;
+    }
+  }
+  const mm_tensor *a = saved_operand(node, 0), *b = saved_operand(node, 1);
+  return product_grads(ctx, 2, a, 2, b, grad, alpha, node->in[1].needs_grad ? &grad_in[1] : NULL,
+                       node->in[2].needs_grad ? &grad_in[2] : NULL);
+}
+
+/* Records out = op(inputs) where inputs[first], inputs[first + 1] are the two factors:
+ * each is saved only when the other's gradient needs it. Releases out on error. */
+static mm_tensor *record(mm_ctx *ctx, mm_tensor *out, const char *name, mm_backward_fn fn, int n,
+                         const mm_tensor *const *inputs, int first, double beta, double alpha) {
+  mm_node *node;
+  if (!out || mm_node_begin(ctx, name, fn, n, inputs, &node) != 0) {
+    mm_release(out);
+    return NULL;
+  }
+  if (!node)
+    return out;
+  const mm_tensor *a = inputs[first], *b = inputs[first + 1];
+  node->i[0] = node->i[1] = -1;
+  node->i[2] = a->ndim;
+  node->i[3] = b->ndim;
+  node->f[0] = beta;
+  node->f[1] = alpha;
+  int st = 0;
+  if (b->requires_grad) {
+    node->i[0] = node->n_saved;
+    st = mm_node_save(ctx, node, a);
+  }
+  if (st == 0 && a->requires_grad) {
+    node->i[1] = node->n_saved;
+    st = mm_node_save(ctx, node, b);
+  }
+  if (st != 0) {
+    mm_node_release(node);
+    mm_release(out);
+    return NULL;
+  }
+  mm_node_attach(node, out);
+  return out;
+}
+
+static mm_tensor *record_product(mm_ctx *ctx, mm_tensor *out, const char *name, const mm_tensor *a,
+                                 const mm_tensor *b) {
+  const mm_tensor *in[2] = {a, b};
+  return record(ctx, out, name, product_backward, 2, in, 0, 1, 1);
 }
 
 mm_tensor *mm_mm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
@@ -530,7 +711,7 @@ mm_tensor *mm_mm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
     mm_fail(ctx, "moonml.mm: expected 2-D tensors, got %d-D and %d-D", a->ndim, b->ndim);
     return NULL;
   }
-  return mm_impl(ctx, "mm", a, b);
+  return record_product(ctx, mm_impl(ctx, "mm", a, b), "MmBackward", a, b);
 }
 
 mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
@@ -555,7 +736,7 @@ mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
     mm_release(out);
     return NULL;
   }
-  return out;
+  return record_product(ctx, out, "BmmBackward", a, b);
 }
 
 /* ------------------------------------------------------------------ matmul */
@@ -651,7 +832,7 @@ static mm_tensor *matmul_batched(mm_ctx *ctx, const mm_tensor *a, const mm_tenso
   return out;
 }
 
-mm_tensor *mm_matmul(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
+static mm_tensor *matmul_impl(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
   if (check_pair(ctx, "matmul", a, b) != 0)
     return NULL;
   if (a->ndim == 0 || b->ndim == 0) {
@@ -676,6 +857,11 @@ mm_tensor *mm_matmul(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
   if (a->ndim == 2 && b->ndim == 2)
     return mm_impl(ctx, "matmul", a, b);
   return matmul_batched(ctx, a, b);
+}
+
+mm_tensor *mm_matmul(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b) {
+  mm_tensor *out = matmul_impl(ctx, a, b);
+  return out ? record_product(ctx, out, "MatmulBackward", a, b) : NULL;
 }
 
 /* ------------------------------------------------------------------ addmm */
@@ -727,10 +913,11 @@ mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const m
   if (!out)
     return NULL;
   bool use_beta = beta != 0; /* beta = 0 ignores c, NaNs included */
-  if ((use_beta && mm_copy_(ctx, out, c) != 0) ||
+  if ((use_beta && mm_copy_raw(ctx, out, c) != 0) ||
       gemm_into(ctx, "addmm", out, 0, NULL, a, b, alpha, beta, use_beta) != 0) {
     mm_release(out);
     return NULL;
   }
-  return out;
+  const mm_tensor *in[3] = {c, a, b};
+  return record(ctx, out, "AddmmBackward", addmm_backward, 3, in, 1, beta, alpha);
 }

@@ -10,6 +10,7 @@
  * element. */
 #ifndef MM_REDUCE_PASS
 
+#include "../autograd/autograd.h"
 #include "../core/internal.h"
 
 #include <math.h>
@@ -342,6 +343,183 @@ static void reduce_iter(const mm_red_kernels *k, const mm_iter *it, mm_reduce_op
   }
 }
 
+/* ------------------------------------------------------------------ autograd */
+
+/* sum, mean, max and min are differentiable; argmax and argmin are not */
+static bool reduce_recording(const mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a) {
+  return ctx->grad_enabled && a->requires_grad && op <= MM_RED_MIN;
+}
+
+/* Gradients go back in the input's dtype, whatever dtype reached the node. */
+static int grad_to_input_dtype(mm_ctx *ctx, const mm_node *node, mm_tensor **gi) {
+  if (!gi[0])
+    return -1;
+  if (gi[0]->dtype == node->in[0].dtype)
+    return 0;
+  mm_tensor *c = mm_to_dtype(ctx, gi[0], node->in[0].dtype);
+  mm_release(gi[0]);
+  gi[0] = c;
+  return c ? 0 : -1;
+}
+
+/* sum / mean: g, with the reduced dim put back (node->i[1] >= 0: one dim, node->i[2]:
+ * keepdim; -1: all dims), expanded to the input's shape; mean divides by the count first. */
+static mm_tensor *spread_back(mm_ctx *ctx, const mm_node *node, const mm_tensor *g) {
+  const mm_edge *e = &node->in[0];
+  int dim = (int)node->i[1];
+  int64_t count = 1;
+  for (int d = 0; d < e->ndim; d++)
+    if (dim < 0 || d == dim)
+      count *= e->shape[d];
+  mm_tensor *q;
+  if (node->i[0] == MM_RED_MEAN) {
+    q = mm_binary_scalar(ctx, MM_OP_DIV, g, (mm_scalar){(double)count, true}, false);
+  } else {
+    mm_retain((mm_tensor *)g);
+    q = (mm_tensor *)g;
+  }
+  if (q && dim >= 0 && !node->i[2] && e->ndim > 0) {
+    mm_tensor *u = mm_unsqueeze(ctx, q, dim);
+    mm_release(q);
+    q = u;
+  }
+  if (!q)
+    return NULL;
+  mm_tensor *r = mm_expand(ctx, q, e->ndim, e->shape);
+  mm_release(q);
+  return r;
+}
+
+typedef struct {
+  mm_dtype dt;
+  double value;
+  int64_t count;
+} tie_arg;
+
+/* out = 1 where a holds the selected value (NaN: where a is NaN), else 0; counts them */
+static void tie_mark(char **p, const int64_t *s, int64_t n, void *arg) {
+  tie_arg *t = arg;
+  bool nan = t->value != t->value;
+  for (int64_t i = 0; i < n; i++) {
+    double x = load_f(p[1] + i * s[1], t->dt);
+    bool hit = nan ? x != x : x == t->value;
+    t->count += hit;
+    if (t->dt == MM_FLOAT32)
+      *(float *)(p[0] + i * s[0]) = hit;
+    else
+      *(double *)(p[0] + i * s[0]) = hit;
+  }
+}
+
+/* max() / min() over all elements: like PyTorch 1.13, the gradient is shared evenly among
+ * the elements equal to the result. */
+static mm_tensor *ties_backward(mm_ctx *ctx, const mm_node *node, const mm_tensor *g) {
+  const mm_tensor *a = node->saved[0];
+  mm_tensor *out = mm_empty(ctx, a->dtype, a->ndim, a->shape);
+  if (!out)
+    return NULL;
+  tie_arg t = {a->dtype, node->f[0], 0};
+  mm_iter it;
+  mm_tensor *ts[2] = {out, (mm_tensor *)a};
+  mm_iter_init(&it, 2, ts);
+  mm_iter_run_range(&it, tie_mark, &t, 0, it.numel); /* one thread: t.count */
+  int64_t n = mm_numel(out);
+  double gv = mm_get_double(g, NULL);
+  if (out->dtype == MM_FLOAT32) {
+    float q = (float)gv / (float)t.count, *o = mm_data(out);
+    for (int64_t i = 0; i < n; i++)
+      o[i] = o[i] != 0.0f ? q : 0.0f;
+  } else {
+    double q = gv / (double)t.count, *o = mm_data(out);
+    for (int64_t i = 0; i < n; i++)
+      o[i] = o[i] != 0.0 ? q : 0.0;
+  }
+  return out;
+}
+
+typedef struct {
+  int64_t step; /* bytes between neighbours along the reduced dim of the gradient */
+  size_t es;
+} scatter_arg;
+
+/* p[0]: the gradient at position 0 of the reduced dim, p[1]: g, p[2]: the position */
+static void scatter_run(char **p, const int64_t *s, int64_t n, void *arg) {
+  const scatter_arg *sa = arg;
+  for (int64_t i = 0; i < n; i++) {
+    int64_t k = *(const int64_t *)(p[2] + i * s[2]);
+    memcpy(p[0] + i * s[0] + k * sa->step, p[1] + i * s[1], sa->es);
+  }
+}
+
+/* t seen with the reduced dim kept (size 1), as a header on the stack */
+static void keepdim_header(const mm_tensor *t, int dim, bool keepdim, mm_tensor *h) {
+  *h = *t;
+  if (keepdim)
+    return;
+  for (int d = t->ndim; d > dim; d--) {
+    h->shape[d] = t->shape[d - 1];
+    h->stride[d] = t->stride[d - 1];
+  }
+  h->shape[dim] = 1;
+  h->stride[dim] = 0;
+  h->ndim = t->ndim + 1;
+}
+
+/* max(dim) / min(dim): each output's gradient goes to the position it was taken from. */
+static mm_tensor *scatter_backward(mm_ctx *ctx, const mm_node *node, const mm_tensor *g) {
+  const mm_edge *e = &node->in[0];
+  if (e->ndim == 0) {
+    mm_retain((mm_tensor *)g);
+    return (mm_tensor *)g;
+  }
+  int dim = (int)node->i[1];
+  mm_tensor *out = mm_zeros(ctx, g->dtype, e->ndim, e->shape);
+  if (!out || mm_numel(g) == 0)
+    return out;
+  mm_tensor hz = *out, hg, hi;
+  hz.shape[dim] = 1;
+  keepdim_header(g, dim, node->i[2], &hg);
+  keepdim_header(node->saved[0], dim, node->i[2], &hi);
+  mm_tensor *ts[3] = {&hz, &hg, &hi};
+  mm_iter it;
+  mm_iter_init(&it, 3, ts);
+  size_t es = mm_dtype_size(out->dtype);
+  scatter_arg sa = {out->stride[dim] * (int64_t)es, es};
+  mm_iter_run(&it, scatter_run, &sa);
+  return out;
+}
+
+static int reduce_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g, mm_tensor **gi) {
+  mm_reduce_op op = (mm_reduce_op)node->i[0];
+  if (op == MM_RED_SUM || op == MM_RED_MEAN)
+    gi[0] = spread_back(ctx, node, g);
+  else if (node->i[1] < 0)
+    gi[0] = ties_backward(ctx, node, g);
+  else
+    gi[0] = scatter_backward(ctx, node, g);
+  return grad_to_input_dtype(ctx, node, gi);
+}
+
+/* Attaches the node of a reduction of a over dim (-1: all) to out. saved: the input (max /
+ * min over all) or the positions (max / min over a dim); value: the selected value. */
+static int reduce_record(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, mm_tensor *out, int dim,
+                         bool keepdim, const mm_tensor *saved, double value) {
+  static const char *const names[] = {"SumBackward", "MeanBackward", "MaxBackward", "MinBackward"};
+  mm_node *node;
+  if (mm_node_begin(ctx, names[op], reduce_backward, 1, &a, &node) != 0)
+    return -1;
+  node->i[0] = op;
+  node->i[1] = dim;
+  node->i[2] = keepdim;
+  node->f[0] = value;
+  if (saved && mm_node_save(ctx, node, saved) != 0) {
+    mm_node_release(node);
+    return -1;
+  }
+  mm_node_attach(node, out);
+  return 0;
+}
+
 mm_tensor *mm_reduce_all(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a) {
   mm_dtype out_dt = MM_FLOAT32;
   if (result_dtype(ctx, op, a, &out_dt) != 0)
@@ -366,6 +544,11 @@ mm_tensor *mm_reduce_all(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a) {
     reduce_iter(kernels(), &it, op, a->dtype, &sum, &best);
   }
   put_result(op, a->dtype, out_dt, mm_data(out), NULL, &sum, &best, n);
+  if (reduce_recording(ctx, op, a) &&
+      reduce_record(ctx, op, a, out, -1, false, is_best(op) ? a : NULL, best.v) != 0) {
+    mm_release(out);
+    return NULL;
+  }
   return out;
 }
 
@@ -601,7 +784,9 @@ mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, int d
   mm_tensor *out = mm_empty(ctx, out_dt, ond, shape);
   if (!out)
     return NULL;
-  bool with_idx = indices && (op == MM_RED_MAX || op == MM_RED_MIN);
+  bool rec = reduce_recording(ctx, op, a);
+  /* backward of max / min sends each gradient to the position the value came from */
+  bool with_idx = (indices || rec) && (op == MM_RED_MAX || op == MM_RED_MIN);
   mm_tensor *idx = NULL;
   if (with_idx && !(idx = mm_empty(ctx, MM_INT64, ond, shape))) {
     mm_release(out);
@@ -642,8 +827,15 @@ mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a, int d
     }
     mm_parallel_for(nout, grain_for(R), dim_chunk, &job);
   }
+  if (rec && reduce_record(ctx, op, a, out, dim, keepdim, idx, 0) != 0) {
+    mm_release(out);
+    mm_release(idx);
+    return NULL;
+  }
   if (indices)
     *indices = idx;
+  else
+    mm_release(idx);
   return out;
 }
 
@@ -856,6 +1048,43 @@ static void sm_chunk(int64_t begin, int64_t end, void *arg) {
   mm_iter_run_range(&job->it, sm_run, job, begin, end);
 }
 
+/* softmax: y * (g - sum(g * y)); log_softmax: g - exp(y) * sum(g), sums along the dim */
+static int softmax_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *g, mm_tensor **gi) {
+  const mm_tensor *y = node->saved[0];
+  int dim = (int)node->i[1];
+  mm_tensor *t = NULL, *s = NULL, *d = NULL;
+  if (node->i[0]) {
+    s = mm_reduce_dim(ctx, MM_RED_SUM, g, dim, true, NULL);
+    t = s ? mm_unary(ctx, MM_OP_EXP, y) : NULL;
+    d = t ? mm_binary(ctx, MM_OP_MUL, t, s) : NULL;
+    gi[0] = d ? mm_binary(ctx, MM_OP_SUB, g, d) : NULL;
+  } else {
+    t = mm_binary(ctx, MM_OP_MUL, g, y);
+    s = t ? mm_reduce_dim(ctx, MM_RED_SUM, t, dim, true, NULL) : NULL;
+    d = s ? mm_binary(ctx, MM_OP_SUB, g, s) : NULL;
+    gi[0] = d ? mm_binary(ctx, MM_OP_MUL, y, d) : NULL;
+  }
+  mm_release(t);
+  mm_release(s);
+  mm_release(d);
+  return grad_to_input_dtype(ctx, node, gi);
+}
+
+static int softmax_record(mm_ctx *ctx, const mm_tensor *a, mm_tensor *out, int dim, bool log) {
+  mm_node *node;
+  if (mm_node_begin(ctx, log ? "LogSoftmaxBackward" : "SoftmaxBackward", softmax_backward, 1, &a,
+                    &node) != 0)
+    return -1;
+  node->i[0] = log;
+  node->i[1] = dim;
+  if (mm_node_save(ctx, node, out) != 0) {
+    mm_node_release(node);
+    return -1;
+  }
+  mm_node_attach(node, out);
+  return 0;
+}
+
 static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool log) {
   const char *name = log ? "log_softmax" : "softmax";
   if (!a) {
@@ -894,12 +1123,22 @@ static mm_tensor *softmax_impl(mm_ctx *ctx, const mm_tensor *a, int dim, bool lo
   return out;
 }
 
+/* out's node when a requires grad in grad mode; NULL (out released) if recording fails */
+static mm_tensor *softmax_graph(mm_ctx *ctx, const mm_tensor *a, mm_tensor *out, int dim,
+                                bool log) {
+  if (out && ctx->grad_enabled && a->requires_grad && softmax_record(ctx, a, out, dim, log) != 0) {
+    mm_release(out);
+    return NULL;
+  }
+  return out;
+}
+
 mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim) {
-  return softmax_impl(ctx, a, dim, false);
+  return softmax_graph(ctx, a, softmax_impl(ctx, a, dim, false), dim, false);
 }
 
 mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim) {
-  return softmax_impl(ctx, a, dim, true);
+  return softmax_graph(ctx, a, softmax_impl(ctx, a, dim, true), dim, true);
 }
 
 #else /* MM_REDUCE_PASS: the vectorised kernels of one instruction set */

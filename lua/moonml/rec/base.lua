@@ -9,8 +9,12 @@
 --     set's id space (0 where the raw id is not in it), returns an array of estimates
 --     (not clipped) and an array whose entry is false, or the reason string when the
 --     pair cannot be predicted (Surprise's PredictionImpossible);
+--     A third result may give more details: a table of arrays, e.g. {actual_k = {...}},
+--     whose entries (when not false) go into the details of possible predictions;
 --   * optionally `_scores(u)`: estimates of user u for every item of the id space
---     (false where there is none), used by recommend.
+--     (false where there is none), used by recommend;
+--   * optionally `_similar(what, x)` (what = "user" or "item", x an inner id): arrays
+--     of inner ids and similarities, used by similar_users / similar_items.
 --
 -- The base class does the rest: raw-id look-ups, the fallback to the train set's mean
 -- for impossible predictions (details.was_impossible = true, details.reason), clipping
@@ -177,7 +181,7 @@ end
 
 -- Clipped estimates and details for inner id arrays.
 local function estimate(self, us, is, want_details)
-  local est, impossible = self:_estimate_many(us, is)
+  local est, impossible, extra = self:_estimate_many(us, is)
   local details = want_details and {} or nil
   local default = self.mu
   for k = 1, #us do
@@ -187,7 +191,19 @@ local function estimate(self, us, is, want_details)
     end
     est[k] = clip(self, est[k])
     if details then
-      details[k] = why and { was_impossible = true, reason = why } or { was_impossible = false }
+      if why then
+        details[k] = { was_impossible = true, reason = why }
+      else
+        local d = { was_impossible = false }
+        if extra then
+          for field, values in pairs(extra) do
+            if values[k] then
+              d[field] = values[k]
+            end
+          end
+        end
+        details[k] = d
+      end
     end
   end
   return est, details
@@ -352,6 +368,89 @@ function Algo:recommend(user, n, opts)
   return ids, out
 end
 
+-- ------------------------------------------------------------------ similar users / items
+
+-- The n best of candidates (inner ids) by score, ties to the smaller raw id.
+local function top_n(cands, scores, n, raw)
+  local less = data.id_less
+  local function better(a, b)
+    local sa, sb = scores[a], scores[b]
+    if sa ~= sb then
+      return sa > sb
+    end
+    return less(raw[a], raw[b])
+  end
+  local top = {}
+  for _, c in ipairs(cands) do
+    if #top < n or (n > 0 and better(c, top[n])) then
+      local k = #top < n and #top + 1 or n
+      while k > 1 and better(c, top[k - 1]) do
+        top[k] = top[k - 1]
+        k = k - 1
+      end
+      top[k] = c
+    end
+  end
+  return top
+end
+base.top_n = top_n
+
+local function similar(self, method, what, raw, n)
+  check_fitted(self, method)
+  n = n == nil and 10 or n
+  if math.type(n) ~= "integer" or n < 0 then
+    fail(self, method, "n must be a non-negative integer, got %s", tostring(n))
+  end
+  if raw == nil or data.key(raw) == nil then
+    fail(self, method, "expected %s %s id, got %s", what == "item" and "an" or "a", what,
+      tostring(raw))
+  end
+  local store = self.trainset.store
+  local x, count
+  if what == "user" then
+    x = self.ids:user(raw)
+    count = store.user_count
+  else
+    x = self.ids:item(raw)
+    count = store.item_count
+  end
+  if not x or count(store, x) == 0 then
+    fail(self, method, "unknown %s '%s'", what, tostring(raw))
+  end
+  if not self._similar then
+    fail(self, method, "%s has no similarity between %ss", self.name, what)
+  end
+  local ids, sims = self:_similar(what, x)
+  local cands, scores = {}, {}
+  for k = 1, #ids do
+    local j = ids[k]
+    if j ~= x and count(store, j) > 0 and sims[k] == sims[k] then
+      cands[#cands + 1] = j
+      scores[j] = sims[k]
+    end
+  end
+  local list = what == "user" and self.ids.users or self.ids.items
+  local top = top_n(cands, scores, n, list)
+  local out_ids, out_scores = {}, {}
+  for k, j in ipairs(top) do
+    out_ids[k], out_scores[k] = list[j], scores[j]
+  end
+  return out_ids, out_scores
+end
+
+--- The n items most similar to an item: `ids, sims = m:similar_items(item, n)` (raw ids,
+-- best first, the item itself left out, ties to the smaller id). What "similar" means
+-- depends on the model: the k-NN family uses its similarity measure (sim_options), the
+-- factor models the cosine of the item factors; other models raise an error.
+function Algo:similar_items(item, n)
+  return similar(self, "similar_items", "item", item, n)
+end
+
+--- The n users most similar to a user (see similar_items).
+function Algo:similar_users(user, n)
+  return similar(self, "similar_users", "user", user, n)
+end
+
 -- ------------------------------------------------------------------ factor models
 
 --- _estimate_many for the factor models kept in self (see src/rec/rec.h mm_rec_mf).
@@ -365,6 +464,26 @@ end
 
 function base.mf_scores(self, u)
   return C.scores(self, self.trainset_store, u)
+end
+
+--- _similar for the factor models: the cosine of the factor rows (item factors qi, user
+-- factors pu; SVD++ users use pu plus their implicit term, the vector it predicts with).
+function base.mf_similar(self, what, x)
+  local m
+  if what == "item" then
+    m = self.qi
+  else
+    m = self.imp and (self.pu + self.imp) or self.pu
+  end
+  if not m or self.k == 0 then
+    return {}, {}
+  end
+  local sims = C.factor_cosine(m, x)
+  local ids = {}
+  for j = 1, #sims do
+    ids[j] = j
+  end
+  return ids, sims
 end
 
 base.C = C

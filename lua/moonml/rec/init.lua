@@ -9,8 +9,11 @@
 --
 -- Data: load (MovieLens 100k / 1M / latest CSV, generic delimited files), from_table,
 -- from_tensors, folds_from_file, predefined_folds; splits on the set (split, folds,
--- leave_last_out). Algorithms: NormalPredictor, BaselineOnly, SVD, SVDpp, NMF, all with
--- the contract of moonml.rec.base. Metrics: rmse, mae, mse, fcp. cross_validate.
+-- leave_last_out). Algorithms: NormalPredictor, BaselineOnly, KNNBasic, KNNWithMeans,
+-- KNNWithZScore, KNNBaseline, SVD, SVDpp, NMF, SlopeOne, CoClustering, all with the
+-- contract of moonml.rec.base. Metrics: rmse, mae, mse, fcp; ranking metrics
+-- precision_at_k, recall_at_k, ndcg_at_k, map_at_k, hit_rate, auc, coverage (and
+-- ranking_metrics for all at once). cross_validate, grid_search.
 -- @module moonml.rec
 local data = require("moonml.rec.data")
 local metrics = require("moonml.rec.metrics")
@@ -43,6 +46,13 @@ rec.BaselineOnly = baseline.BaselineOnly
 rec.SVD = mf.SVD
 rec.SVDpp = mf.SVDpp
 rec.NMF = mf.NMF
+local knns = require("moonml.rec.knns")
+rec.KNNBasic = knns.KNNBasic
+rec.KNNWithMeans = knns.KNNWithMeans
+rec.KNNWithZScore = knns.KNNWithZScore
+rec.KNNBaseline = knns.KNNBaseline
+rec.SlopeOne = require("moonml.rec.slope_one")
+rec.CoClustering = require("moonml.rec.co_clustering")
 rec.compute_baselines = baseline.compute
 
 rec.rmse = metrics.rmse
@@ -50,6 +60,16 @@ rec.mae = metrics.mae
 rec.mse = metrics.mse
 rec.fcp = metrics.fcp
 rec.cross_validate = validation.cross_validate
+rec.grid_search = validation.grid_search
+local ranking = require("moonml.rec.ranking")
+rec.ranking_metrics = ranking.ranking_metrics
+rec.precision_at_k = ranking.precision_at_k
+rec.recall_at_k = ranking.recall_at_k
+rec.ndcg_at_k = ranking.ndcg_at_k
+rec.map_at_k = ranking.map_at_k
+rec.hit_rate = ranking.hit_rate
+rec.auc = ranking.auc
+rec.coverage = ranking.coverage
 
 rec.base = require("moonml.rec.base")
 

@@ -99,6 +99,7 @@ end
 
 SVD._estimate_many = base.mf_estimate_many
 SVD._scores = base.mf_scores
+SVD._similar = base.mf_similar
 mf.SVD = SVD
 
 -- ------------------------------------------------------------------ SVD++
@@ -144,6 +145,7 @@ end
 
 SVDpp._estimate_many = base.mf_estimate_many
 SVDpp._scores = base.mf_scores
+SVDpp._similar = base.mf_similar
 mf.SVDpp = SVDpp
 
 -- ------------------------------------------------------------------ NMF
@@ -187,6 +189,7 @@ end
 
 NMF._estimate_many = base.mf_estimate_many
 NMF._scores = base.mf_scores
+NMF._similar = base.mf_similar
 mf.NMF = NMF
 
 return mf

@@ -1,0 +1,57 @@
+--- nn.Linear(in_features, out_features[, {bias = true}]): y = x W^T + b.
+-- weight is out x in (PyTorch's layout), both initialised as PyTorch does: uniform in
+-- +-1/sqrt(in_features).
+-- @classmod moonml.nn.Linear
+local ml = require("moonml")
+local Module = require("moonml.nn.module")
+local init = require("moonml.nn.initializers")
+
+local Linear = Module:extend("Linear")
+
+local function check_size(v, what)
+  if math.type(v) ~= "integer" or v < 1 then
+    error("moonml.nn.Linear: " .. what .. " must be a positive integer, got " .. tostring(v), 0)
+  end
+end
+
+function Linear.new(in_features, out_features, opts)
+  check_size(in_features, "in_features")
+  check_size(out_features, "out_features")
+  opts = Module.check_opts("Linear", opts, { bias = true, dtype = true })
+  local self = Module.init(Linear)
+  self.in_features, self.out_features = in_features, out_features
+  local dtype = opts.dtype or "float32"
+  local w = self:register_parameter("weight", ml.empty(out_features, in_features, { dtype = dtype }))
+  init.kaiming_uniform_(w, { a = math.sqrt(5) })
+  if opts.bias ~= false then
+    local bound = 1 / math.sqrt(in_features)
+    self:register_parameter("bias", init.uniform_(ml.empty(out_features, { dtype = dtype }), -bound, bound))
+  end
+  return self
+end
+
+function Linear:forward(x)
+  if not ml.is_tensor(x) then
+    error("moonml.nn.Linear: expected a tensor input, got " .. type(x), 0)
+  end
+  local n = x:dim() > 0 and x:size(-1) or 0
+  if n ~= self.in_features then
+    error(string.format("moonml.nn.Linear: input has %d features in its last dimension, the "
+      .. "layer expects %d", n, self.in_features), 0)
+  end
+  if self.bias ~= nil and x:dim() == 2 then
+    return ml.addmm(self.bias, x, self.weight:t())
+  end
+  local y = x:matmul(self.weight:t())
+  if self.bias ~= nil then
+    y = y + self.bias
+  end
+  return y
+end
+
+function Linear:extra_repr()
+  return string.format("%d -> %d%s", self.in_features, self.out_features,
+    self.bias == nil and ", no bias" or "")
+end
+
+return Linear

@@ -1,0 +1,45 @@
+--- nn.Sequential: children called in order, each on the previous one's output.
+-- Children are numbered from 1 ("1.weight" in the state dict); `seq[i]` is child i.
+-- @classmod moonml.nn.Sequential
+local Module = require("moonml.nn.module")
+
+local Sequential = Module:extend("Sequential")
+
+function Sequential.new(...)
+  local self = Module.init(Sequential)
+  for _, m in ipairs({ ... }) do
+    self:add(m)
+  end
+  return self
+end
+
+--- Appends a module; returns self, so calls chain.
+function Sequential:add(m)
+  local i = #self._modules + 1
+  local ok, err = pcall(Module.add_module, self, i, m)
+  if not ok then
+    error((tostring(err):gsub("add_module", "add")), 0)
+  end
+  return self
+end
+
+--- Number of children.
+function Sequential:len()
+  return #self._modules
+end
+Sequential.__len = Sequential.len
+
+function Sequential:forward(x, ...)
+  for i = 1, #self._modules do
+    local child = self[i]
+    local ok, out = pcall(child.forward, child, x, ...)
+    if not ok then
+      error(string.format("moonml.nn.Sequential: child %d (%s): %s", i, child:_repr(""),
+        tostring(out)), 0)
+    end
+    x = out
+  end
+  return x
+end
+
+return Sequential
