@@ -1,6 +1,6 @@
 /* 2-D convolution and transposed convolution, forward and backward.
  *
- * Both go through im2col / col2im and OpenBLAS: for each image, the patches of the
+ * Both go through im2col / col2im and a GEMM: for each image, the patches of the
  * "image side" (conv: the input; conv_transpose: the output) are laid out as a
  * (C * kh * kw) x (oh * ow) column matrix in a workspace reused from image to image,
  * and each group is one GEMM with its block of rows. Per image the workspace stays in
@@ -13,6 +13,12 @@
  *   conv_transpose2d:  out_n = col2im(W^T @ x_n)        (+ bias)
  *     grad x:          x_n   = W @ im2col(gout_n)
  *     grad W:          W    += x_n @ im2col(gout_n)^T
+ *
+ * The GEMMs are OpenBLAS's, except for float32 on CPUs with AVX-512F, where the packed
+ * kernels of sgemm_avx512.c run them (the weight is packed once per call) together with
+ * vectorised stride-1 im2col / col2im: on the AMD EPYC the benchmarks run on, Debian's
+ * OpenBLAS takes its Haswell kernels and the CNN's 32->64 layer took 15.3 ms forward +
+ * backward (batch 64, one thread) against 7.5 ms now.
  *
  * Threads: with mm_get_num_threads() > 1 the batch is split into chunks run with
  * mm_parallel_for, each with its own workspace (and its own weight-gradient
