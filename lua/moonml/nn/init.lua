@@ -10,7 +10,8 @@ nn.MultiheadAttention = require("moonml.nn.attention")
 nn.functional = require("moonml.nn.functional")
 nn.init = require("moonml.nn.initializers")
 
-for _, group in ipairs({ "moonml.nn.activation", "moonml.nn.layers", "moonml.nn.loss" }) do
+for _, group in ipairs({ "moonml.nn.activation", "moonml.nn.layers", "moonml.nn.loss",
+  "moonml.nn.conv", "moonml.nn.pool", "moonml.nn.norm" }) do
   for name, cls in pairs(require(group)) do
     if type(cls) == "table" then
       nn[name] = cls

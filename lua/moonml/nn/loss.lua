@@ -23,6 +23,16 @@ end
 
 define("MSELoss", "mse_loss", { reduction = true })
 define("L1Loss", "l1_loss", { reduction = true })
+define("CrossEntropyLoss", "cross_entropy", { weight = true, ignore_index = true,
+  label_smoothing = true, reduction = true })
+define("NLLLoss", "nll_loss", { weight = true, ignore_index = true, reduction = true })
+define("BCELoss", "binary_cross_entropy", { weight = true, reduction = true })
+define("BCEWithLogitsLoss", "binary_cross_entropy_with_logits", { weight = true,
+  pos_weight = true, reduction = true })
+define("KLDivLoss", "kl_div", { reduction = true, log_target = true })
+define("HingeEmbeddingLoss", "hinge_embedding_loss", { margin = true, reduction = true })
+define("MultiMarginLoss", "multi_margin_loss", { p = true, margin = true, weight = true,
+  reduction = true })
 loss.define = define
 
 return loss
