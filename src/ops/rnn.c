@@ -84,6 +84,15 @@ static inline float tanh_f32(float x) {
 static inline double sigm_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
 static inline double tanh_f64(double x) { return tanh(x); }
 
+/* The fused steps are cloned for AVX2 and AVX-512 where the compiler and loader can pick a
+ * clone at run time: their loops are vectorised, and wider vectors take the transcendental
+ * functions' cost down. Results are the same on every clone (no FMA contraction in ISO C). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RNN_CLONES
+#endif
+
 #define blas_gemm_f32 cblas_sgemm
 #define blas_gemm_f64 cblas_dgemm
 

@@ -78,8 +78,8 @@ static inline void lstm_fwd_row(int64_t H, RNN_T *restrict g, const RNN_T *restr
   }
 }
 
-static void lstm_fwd(int64_t N, int64_t H, RNN_T *g, const RNN_T *b, const RNN_T *cp, RNN_T *c,
-                     RNN_T *h) {
+RNN_CLONES static void lstm_fwd(int64_t N, int64_t H, RNN_T *g, const RNN_T *b, const RNN_T *cp,
+                                RNN_T *c, RNN_T *h) {
   for (int64_t n = 0; n < N; n++)
     lstm_fwd_row(H, g + n * 4 * H, b, cp + n * H, c + n * H, h + n * H);
 }
@@ -104,8 +104,9 @@ static inline void lstm_bwd_row(int64_t H, const RNN_T *restrict g, const RNN_T 
 }
 
 /* dout's rows are ldo apart (a direction's half of a wider output, or batch-first rows) */
-static void lstm_bwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *cp, const RNN_T *c,
-                     const RNN_T *dout, int64_t ldo, const RNN_T *dhr, RNN_T *dcr, RNN_T *dg) {
+RNN_CLONES static void lstm_bwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *cp,
+                                const RNN_T *c, const RNN_T *dout, int64_t ldo, const RNN_T *dhr,
+                                RNN_T *dcr, RNN_T *dg) {
   for (int64_t n = 0; n < N; n++)
     lstm_bwd_row(H, g + n * 4 * H, cp + n * H, c + n * H, dout + n * ldo, dhr + n * H, dcr + n * H,
                  dg + n * 4 * H);
@@ -130,8 +131,8 @@ static inline void gru_fwd_row(int64_t H, RNN_T *restrict g, const RNN_T *restri
   }
 }
 
-static void gru_fwd(int64_t N, int64_t H, RNN_T *g, const RNN_T *gh, const RNN_T *b,
-                    const RNN_T *hp, RNN_T *h) {
+RNN_CLONES static void gru_fwd(int64_t N, int64_t H, RNN_T *g, const RNN_T *gh, const RNN_T *b,
+                               const RNN_T *hp, RNN_T *h) {
   for (int64_t n = 0; n < N; n++)
     gru_fwd_row(H, g + n * 4 * H, gh + n * 3 * H, b, hp + n * H, h + n * H);
 }
@@ -155,8 +156,8 @@ static inline void gru_bwd_row(int64_t H, const RNN_T *restrict g, const RNN_T *
   }
 }
 
-static void gru_bwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *hp, const RNN_T *dout,
-                    int64_t ldo, RNN_T *dhr, RNN_T *dg) {
+RNN_CLONES static void gru_bwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *hp,
+                               const RNN_T *dout, int64_t ldo, RNN_T *dhr, RNN_T *dg) {
   for (int64_t n = 0; n < N; n++)
     gru_bwd_row(H, g + n * 4 * H, hp + n * H, dout + n * ldo, dhr + n * H, dg + n * 4 * H);
 }
@@ -175,7 +176,8 @@ static inline void rnn_fwd_row(int64_t H, const RNN_T *restrict g, const RNN_T *
   }
 }
 
-static void rnn_fwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *b, bool relu, RNN_T *h) {
+RNN_CLONES static void rnn_fwd(int64_t N, int64_t H, const RNN_T *g, const RNN_T *b, bool relu,
+                               RNN_T *h) {
   for (int64_t n = 0; n < N; n++)
     rnn_fwd_row(H, g + n * H, b, relu, h + n * H);
 }
@@ -191,8 +193,8 @@ static inline void rnn_bwd_row(int64_t H, const RNN_T *restrict h, const RNN_T *
   }
 }
 
-static void rnn_bwd(int64_t N, int64_t H, const RNN_T *h, const RNN_T *dout, int64_t ldo,
-                    const RNN_T *dhr, bool relu, RNN_T *dg) {
+RNN_CLONES static void rnn_bwd(int64_t N, int64_t H, const RNN_T *h, const RNN_T *dout, int64_t ldo,
+                               const RNN_T *dhr, bool relu, RNN_T *dg) {
   for (int64_t n = 0; n < N; n++)
     rnn_bwd_row(H, h + n * H, dout + n * ldo, dhr + n * H, relu, dg + n * H);
 }
