@@ -57,6 +57,9 @@ end
 local function add_weights(self, names, sfx, gh, in_size, opts)
   local k = 1 / math.sqrt(self.hidden_size)
   local dtype = { dtype = opts.dtype or "float32" }
+  if dtype.dtype ~= "float32" and dtype.dtype ~= "float64" then
+    fail(self.__name, "dtype must be \"float32\" or \"float64\", got %s", tostring(dtype.dtype))
+  end
   local function add(name, t)
     self:register_parameter(name, init.uniform_(t, -k, k))
     names[#names + 1] = name
