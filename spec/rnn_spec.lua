@@ -276,6 +276,40 @@ describe("nn.RNN / LSTM / GRU against PyTorch", function()
     h.assert_close(b2, b1, { rtol = 1e-4, atol = 1e-5 })
   end)
 
+  it("routes every weight's gradient through the packing tree, frozen weights skipped", function()
+    ml.manual_seed(9) -- 3 layers, 2 directions: 24 weights, three levels of packing nodes
+    local m = nn.LSTM(2, 3, { num_layers = 3, bidirectional = true })
+    local x = ml.randn(4, 2, 2)
+    local function grads()
+      m:zero_grad()
+      local out, hn, cn = m(x)
+      ;((out * out):sum() + hn:sum() + (cn * 2):sum()):backward()
+      local g = {}
+      for name, p in m:named_parameters() do
+        g[name] = p.grad and p.grad:clone()
+      end
+      return g
+    end
+    local all = grads()
+    local frozen = { "weight_hh_l0", "bias_ih_l1_reverse", "weight_ih_l2", "bias_hh_l2_reverse" }
+    for _, name in ipairs(frozen) do
+      m[name]:requires_grad_(false)
+    end
+    local some = grads()
+    local n = 0
+    for name, g in pairs(all) do
+      if some[name] then
+        h.assert_close(some[name], g, { rtol = 0, atol = 0 })
+        n = n + 1
+      end
+    end
+    assert.are.equal(20, n)
+    for _, name in ipairs(frozen) do
+      assert.is_nil(m[name].grad)
+      assert.is_nil(some[name])
+    end
+  end)
+
   it("refuses a backward after the input changed in place", function()
     local m = nn.LSTM(3, 4)
     local x = ml.randn(3, 2, 3)

@@ -232,7 +232,7 @@ static int pack_record(mm_ctx *ctx, const mm_tensor *const *ts, int n, mm_tensor
   const mm_tensor **cur = malloc((size_t)n * sizeof *cur);
   int64_t *len = malloc((size_t)n * sizeof *len);
   mm_tensor *level = NULL; /* the headers that cur points to, above the leaves */
-  int status = 0;
+  int nlevel = 0, status = 0;
   if (!cur || !len) {
     status = mm_fail(ctx, "moonml.rnn: out of memory recording the graph");
     n = 0;
@@ -271,20 +271,19 @@ static int pack_record(mm_ctx *ctx, const mm_tensor *const *ts, int n, mm_tensor
       h->grad_fn = node;
       len[g] = total;
     }
-    if (level) /* the nodes of the level below are held by this level's now */
-      for (int k = 0; k < n; k++)
-        mm_node_release(level[k].grad_fn);
+    for (int k = 0; k < nlevel; k++) /* the level below: its nodes are held by this one's */
+      mm_node_release(level[k].grad_fn);
     free(level);
     level = next;
+    nlevel = next ? groups : 0;
     if (groups == 1 || status != 0)
       break;
     for (int g = 0; g < groups; g++)
       cur[g] = &level[g];
     n = groups;
   }
-  if (level) /* only after a failure */
-    for (int k = 0; k < n; k++)
-      mm_node_release(level[k].grad_fn);
+  for (int k = 0; k < nlevel; k++) /* only after a failure */
+    mm_node_release(level[k].grad_fn);
   free(level);
   free(cur);
   free(len);
