@@ -235,6 +235,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_image(L, &st);
   mml_open_term(L, &st);
   mml_open_nn_functional(L, &st);
+  mml_open_rnn(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");

@@ -18,5 +18,6 @@ for _, group in ipairs({ "moonml.nn.activation", "moonml.nn.layers", "moonml.nn.
     end
   end
 end
+for name, cls in pairs(require("moonml.nn.rnn")) do nn[name] = cls end -- RNN LSTM GRU + cells
 
 return nn
