@@ -226,6 +226,8 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_math(L, &st);
   mml_open_random(L, &st);
   mml_open_bytes(L, &st);
+  mml_open_files(L, &st);
+  mml_open_json(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");
