@@ -10,7 +10,7 @@
 -- Other keys (booleans, floats, 0, negative numbers, holes in 1..n) and tables mixing
 -- 1..n with string keys are errors naming the place. Lua integers are written as
 -- integers, floats with a fraction or exponent ("2.0"), NaN and infinities are errors.
--- JSON null is `ml.json.null`. Reading: numbers with an integral value up to 2^53 come
+-- JSON null is `ml.json.null`. Reading: numbers with an integral value below 2^53 come
 -- back as Lua integers, others as floats; an empty array comes back as an empty table
 -- with `ml.json.array_mt`, so it is written back as `[]`. Cycles and nesting deeper than
 -- 1000 levels are errors; malformed text gives an error with line and column.
@@ -22,7 +22,7 @@ local json = {}
 
 local function frozen(name)
   return function()
-    error("moonml.json." .. name .. ": cannot be changed", 2)
+    error("moonml.json." .. name .. ": cannot be changed", 0)
   end
 end
 

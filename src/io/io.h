@@ -20,7 +20,8 @@ void mm_json_format_double(char *buf, size_t n, double v);
 /* 1-based line and column (in bytes) of byte offset pos of text. */
 void mm_text_position(const char *text, size_t pos, int64_t *line, int64_t *col);
 
-/* Depth of nesting of [ and { (outside strings) at byte offset pos of a JSON text. */
-int mm_json_depth_at(const char *text, size_t pos);
+/* Depth of nesting of [ and { (outside strings) at byte offset pos of a JSON text; *in_string
+ * (may be NULL) tells whether pos is inside a string. */
+int mm_json_depth_at(const char *text, size_t pos, bool *in_string);
 
 #endif

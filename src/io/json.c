@@ -74,7 +74,7 @@ void mm_text_position(const char *text, size_t pos, int64_t *line, int64_t *col)
   *col = c;
 }
 
-int mm_json_depth_at(const char *text, size_t pos) {
+int mm_json_depth_at(const char *text, size_t pos, bool *in_string_out) {
   int depth = 0;
   bool in_string = false;
   for (size_t i = 0; i < pos && text[i]; i++) {
@@ -92,5 +92,7 @@ int mm_json_depth_at(const char *text, size_t pos) {
       depth--;
     }
   }
+  if (in_string_out)
+    *in_string_out = in_string;
   return depth;
 }

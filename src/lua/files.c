@@ -10,7 +10,15 @@ static void *scratch(lua_State *L, size_t n, size_t size) {
   return lua_newuserdatauv(L, (n > 0 ? n : 1) * size, 0);
 }
 
-/* The string-to-string table of opts[field] at the top of the stack (or nil): n pairs. */
+/* The string at idx holds no zero byte (the C side reads it up to the first one). */
+static void check_no_nul(lua_State *L, int idx, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len)
+    mml_error(L, "moonml.save: %s '%s' contains a zero byte", what, s);
+}
+
+/* The string-to-string table at idx (metadata or dtypes): n pairs. */
 static int count_pairs(lua_State *L, int idx, const char *field) {
   int n = 0;
   lua_pushnil(L);
@@ -20,6 +28,8 @@ static int count_pairs(lua_State *L, int idx, const char *field) {
     if (lua_type(L, -1) != LUA_TSTRING)
       mml_error(L, "moonml.save: %s value for '%s' must be a string, got %s", field,
                 lua_tostring(L, -2), mml_typename(L, -1));
+    check_no_nul(L, -2, "the key");
+    check_no_nul(L, -1, "the value");
     n++;
     lua_pop(L, 1);
   }
@@ -71,10 +81,12 @@ static int l_save(lua_State *L) {
   lua_pushnil(L);
   while (lua_next(L, 1)) {
     if (lua_type(L, -2) != LUA_TSTRING) {
+      const char *type = luaL_typename(L, -2);
       lua_pushvalue(L, -2);
-      mml_error(L, "moonml.save: tensor names must be strings, got the %s key %s",
-                luaL_typename(L, -3), luaL_tolstring(L, -1, NULL));
+      mml_error(L, "moonml.save: tensor names must be strings, got the %s key %s", type,
+                luaL_tolstring(L, -1, NULL));
     }
+    check_no_nul(L, -2, "the tensor name");
     mml_tensor_box *b = luaL_testudata(L, -1, MML_TENSOR_MT);
     if (!b || !b->t)
       mml_error(L, "moonml.save: '%s' is a %s, expected a tensor", lua_tostring(L, -2),

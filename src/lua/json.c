@@ -122,11 +122,13 @@ static void enc_table(encoder *E, int idx, cJSON *parent, const char *key, int d
     } else if (lua_type(L, -2) == LUA_TSTRING) {
       n_str++;
     } else {
+      const char *type = luaL_typename(L, -2);
       lua_pushvalue(L, -2);
+      const char *text = luaL_tolstring(L, -1, NULL);
       mml_error(L,
                 "moonml.json.encode: a key of type %s (%s) at %s; keys must be strings, or "
                 "1..n for an array",
-                luaL_typename(L, -1), luaL_tolstring(L, -1, NULL), E->path);
+                type, text, E->path);
     }
     lua_pop(L, 1);
   }
@@ -310,7 +312,7 @@ static void dec_value(decoder *D, const cJSON *x) {
     double v = x->valuedouble;
     if (!isfinite(v))
       mml_error(L, "moonml.json.decode: a number is out of the range of a double");
-    if (v == floor(v) && fabs(v) <= MM_JSON_MAX_EXACT)
+    if (v == floor(v) && fabs(v) < MM_JSON_MAX_EXACT) /* 2^53 may be a rounded 2^53 + 1 */
       lua_pushinteger(L, (lua_Integer)v);
     else
       lua_pushnumber(L, (lua_Number)v);
@@ -342,14 +344,24 @@ static int parse_error(lua_State *L, const char *s, size_t len, const char *at) 
   size_t pos = at && at >= s && at <= s + len ? (size_t)(at - s) : 0;
   int64_t line, col;
   mm_text_position(s, pos, &line, &col);
-  if (mm_json_depth_at(s, pos) >= JSON_MAX_DEPTH)
+  if (mm_json_depth_at(s, pos, NULL) >= JSON_MAX_DEPTH)
     return mml_error(L, "moonml.json.decode: nesting deeper than %d levels at line %d, column %d",
                      JSON_MAX_DEPTH, (int)line, (int)col);
-  if (pos >= len)
-    return mml_error(L,
-                     "moonml.json.decode: malformed JSON: the text ends early (line %d, "
-                     "column %d)",
-                     (int)line, (int)col);
+  if (pos >= len) {
+    /* cJSON points past the end both for a cut text and for a bad last character: a text
+     * whose brackets and strings are all closed did not end early */
+    bool in_string;
+    size_t last = len;
+    while (last > 0 && strchr(" \t\r\n", s[last - 1]))
+      last--;
+    if (last == 0 || mm_json_depth_at(s, len, &in_string) > 0 || in_string)
+      return mml_error(L,
+                       "moonml.json.decode: malformed JSON: the text ends early (line %d, "
+                       "column %d)",
+                       (int)line, (int)col);
+    pos = last - 1;
+    mm_text_position(s, pos, &line, &col);
+  }
   size_t show = len - pos < 20 ? len - pos : 20;
   return mml_error(L, "moonml.json.decode: malformed JSON at line %d, column %d, near '%s'",
                    (int)line, (int)col, lua_pushlstring(L, s + pos, show));
