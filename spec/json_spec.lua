@@ -218,8 +218,13 @@ describe("ml.log", function()
     assert.same({ { epoch = 1, loss = 0.5 }, { epoch = 2, loss = 0.25, tags = { "a", "b" } } }, lines)
   end)
 
+  it("is still the element-wise logarithm when given a tensor", function()
+    h.assert_close(ml.log(ml.tensor({ 1, math.exp(2) })), { 0, 2 })
+    h.assert_error("moonml.log:", "expected a tensor as argument 1, got nil", ml.log)
+  end)
+
   it("raises moonml.log errors and writes nothing then", function()
-    h.assert_error("moonml.log:", "expected a file path as argument 1, got nil", ml.log, nil, {})
+    h.assert_error("moonml.log:", "expected a file path as argument 1, got nil", json.log, nil, {})
     h.assert_error("moonml.log:", "expected a table as argument 2, got number", ml.log, path, 3)
     h.assert_error("moonml.log:", "expected a table as argument 2, got table", ml.log, path, json.null)
     h.assert_error("moonml.log:", "NaN cannot be written in JSON at value.loss", ml.log, path,

@@ -38,5 +38,18 @@ return function(ml, core)
   ml.load = core.load
 
   ml.json = json
-  ml.log = json.log
+
+  --- Two things under one name: `ml.log(path, record)` with a file path appends `record` as
+  -- one line of JSON (ml.json.log), and `ml.log(x)` with a tensor is the element-wise
+  -- natural logarithm (x:log()), as every tensor method is also a module function.
+  -- @param x a file path (string) or a tensor
+  -- @param[opt] record the table to log, with a path
+  -- @function moonml.log
+  local tensor_log = core.methods.log
+  function ml.log(x, ...)
+    if type(x) == "string" then
+      return json.log(x, ...)
+    end
+    return tensor_log(x, ...)
+  end
 end

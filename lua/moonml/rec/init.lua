@@ -72,5 +72,7 @@ rec.auc = ranking.auc
 rec.coverage = ranking.coverage
 
 rec.base = require("moonml.rec.base")
+--- `rec.load_model(path)`: a model saved with `m:save(path)` (moonml.rec.persist).
+rec.load_model = require("moonml.rec.persist").load_model
 
 return rec

@@ -165,6 +165,24 @@ local function make(name, kind)
       self.mu, self.by, self.bx, x)
   end
 
+  base.persist(cls, {
+    tensors = { bu = "float64[users]?", bi = "float64[items]?", means = "float64[x]?",
+      sigmas = "float64[x]?" },
+    values = { "user_based" },
+    rows = { sims = "x" },
+    restore = function(self, train, bad)
+      if type(self.user_based) ~= "boolean" then
+        bad("user_based must be a boolean")
+      end
+      self.store = train.store
+      if self.user_based then
+        self.bx, self.by = self.bu, self.bi
+      else
+        self.bx, self.by = self.bi, self.bu
+      end
+    end,
+  })
+
   return cls
 end
 
