@@ -1,8 +1,8 @@
 --- ml.json: JSON text to and from Lua values (through cJSON), and ml.log for metric logs.
 --
---   local cfg = ml.json.decode(io.open("config.json"):read("a"))
---   print(ml.json.encode({lr = 1e-3, layers = {784, 256, 10}}, {indent = true}))
---   ml.log("train.jsonl", {epoch = 3, loss = 0.41})   -- one line per call
+--     local cfg = ml.json.decode(io.open("config.json"):read("a"))
+--     print(ml.json.encode({lr = 1e-3, layers = {784, 256, 10}}, {indent = true}))
+--     ml.log("train.jsonl", {epoch = 3, loss = 0.41})   -- one line per call
 --
 -- Mapping: a table whose keys are exactly 1..n is an array; a table of string keys is an
 -- object (written with its keys sorted, so the text is reproducible); an empty table is

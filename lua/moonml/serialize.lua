@@ -1,8 +1,8 @@
 --- Saving and loading tensors: ml.save, ml.load (safetensors files), ml.json and ml.log.
 --
---   ml.save(model:state_dict(), "model.safetensors", {metadata = {epoch = "3"}})
---   local sd, meta = ml.load("model.safetensors")
---   model:load_state_dict(sd)
+--     ml.save(model:state_dict(), "model.safetensors", {metadata = {epoch = "3"}})
+--     local sd, meta = ml.load("model.safetensors")
+--     model:load_state_dict(sd)
 --
 -- The files are Hugging Face's safetensors, laid out byte for byte as its reference
 -- implementation writes them, so PyTorch (`safetensors.torch.load_file`) reads what moonml
@@ -30,7 +30,7 @@ return function(ml, core)
 
   --- Reads a safetensors file: `local tensors, metadata = ml.load(path)`. F32, F64, I64 and
   -- BOOL load as they are; F16 and BF16 as float32; I32, I16, I8, U8, U16, U32, U64 as int64.
-  -- A file that breaks the format is refused with "moonml.load: <path>: <what is wrong>".
+  -- A file that breaks the format is refused with `moonml.load: <path>: <what is wrong>`.
   -- @tparam string path
   -- @treturn table names to tensors
   -- @treturn table the metadata strings (empty when the file has none)
@@ -39,13 +39,13 @@ return function(ml, core)
 
   ml.json = json
 
+  local tensor_log = core.methods.log
   --- Two things under one name: `ml.log(path, record)` with a file path appends `record` as
   -- one line of JSON (ml.json.log), and `ml.log(x)` with a tensor is the element-wise
   -- natural logarithm (x:log()), as every tensor method is also a module function.
   -- @param x a file path (string) or a tensor
   -- @param[opt] record the table to log, with a path
   -- @function moonml.log
-  local tensor_log = core.methods.log
   function ml.log(x, ...)
     if type(x) == "string" then
       return json.log(x, ...)

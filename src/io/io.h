@@ -5,6 +5,15 @@
 
 #include "../moonml.h"
 
+#include <cjson/cJSON.h>
+
+/* cJSON_ParseWithLengthOpts and the parse-end pointer on errors need 1.7.13 */
+#if CJSON_VERSION_MAJOR < 1 ||                                                                     \
+    (CJSON_VERSION_MAJOR == 1 &&                                                                   \
+     (CJSON_VERSION_MINOR < 7 || (CJSON_VERSION_MINOR == 7 && CJSON_VERSION_PATCH < 13)))
+#error "moonml needs cJSON 1.7.13 or later"
+#endif
+
 /* The largest integer a double holds exactly (2^53): JSON numbers up to it are read as
  * integers without loss. */
 #define MM_JSON_MAX_EXACT 9007199254740992.0

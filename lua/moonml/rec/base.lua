@@ -470,6 +470,7 @@ function base.mf_estimate_many(self, us, is)
   return est, imp
 end
 
+--- _scores for the factor models: every item's estimate for user u, in C.
 function base.mf_scores(self, u)
   return C.scores(self, self.trainset_store, u)
 end
@@ -563,13 +564,13 @@ end
 --- Declares what `_fit` leaves on a model of class `cls`, so that m:save and
 -- rec.load_model keep it. Fields by kind, each with the shape it must have:
 --
---   tensors = {pu = "float32[users,k]", bu = "float64[users]", means = "float64[x]?"}
---   arrays  = {cltr_u = "int64[users]", avg_co = "float64[n_cltr_u*n_cltr_i]"}
---             (Lua arrays of numbers, kept as tensors)
---   rows    = {sims = "x"}  (sparse rows from the C kernels, n x n, kept as CSR tensors)
---   values  = {"k", "user_based"}  (numbers, booleans, strings)
---   restore = function(self, train, bad) ... end  (what follows from the train set, e.g.
---             self.trainset_store = train.store; bad(fmt, ...) raises the load error)
+--     tensors = {pu = "float32[users,k]", bu = "float64[users]", means = "float64[x]?"}
+--     arrays  = {cltr_u = "int64[users]", avg_co = "float64[n_cltr_u*n_cltr_i]"}
+--               (Lua arrays of numbers, kept as tensors)
+--     rows    = {sims = "x"}  (sparse rows from the C kernels, n x n, kept as CSR tensors)
+--     values  = {"k", "user_based"}  (numbers, booleans, strings)
+--     restore = function(self, train, bad) ... end  (what follows from the train set, e.g.
+--               self.trainset_store = train.store; bad(fmt, ...) raises the load error)
 --
 -- Dims: users, items, x and y (users and items, swapped when self.user_based is false),
 -- numbers, fields of the model (k), products (a*b). A trailing "?" marks a field _fit may

@@ -1,8 +1,8 @@
 --- The k-NN family with Surprise's definitions and defaults (prediction_algorithms/knns.py):
 -- KNNBasic, KNNWithMeans, KNNWithZScore and KNNBaseline.
 --
---   rec.KNNBasic{k = 40, min_k = 1, sim_options = {name = "msd", user_based = true,
---     min_support = 1, shrinkage = 100}, bsl_options = {}}
+--     rec.KNNBasic{k = 40, min_k = 1, sim_options = {name = "msd", user_based = true,
+--       min_support = 1, shrinkage = 100}, bsl_options = {}}
 --
 -- sim_options.name is "msd" (default), "cosine", "pearson" or "pearson_baseline"
 -- (surprise/similarities.pyx; shrinkage is used by pearson_baseline only, which also
