@@ -119,6 +119,18 @@ describe("ml.load of a file written by the PyTorch fixture script", function()
     assert.same(fx.torch_metadata, meta)
   end)
 
+  it("saved again with the file's dtypes gives the same file, byte for byte", function()
+    local dir = temp_dir()
+    local t, meta = ml.load(fx.torch_file)
+    local dtypes = {}
+    for _, e in ipairs(fx.torch_expected) do
+      dtypes[e.name] = e.file_dtype
+    end
+    ml.save(t, dir .. "/again.safetensors", { dtypes = dtypes, metadata = meta })
+    assert.equal(read_bytes(fx.torch_file), read_bytes(dir .. "/again.safetensors"))
+    remove_dir(dir)
+  end)
+
   it("is refused as a table of tensors when a byte is changed in BOOL data", function()
     local dir = temp_dir()
     local s = read_bytes(fx.torch_file)
@@ -284,6 +296,31 @@ describe("conversions", function()
     local eh, eb = expected("f16"), expected("bf16")
     assert_same(back.h, eh.values, eh.shape, "float32")
     assert_same(back.b, eb.values, eb.shape, "float32")
+  end)
+
+  it("NaN keeps its sign and payload top through F16 and BF16 (and back, bit for bit)", function()
+    local path = dir .. "/nan.st"
+    -- float32 NaNs: the default positive one, a negative one, one with only low payload bits,
+    -- the half NaN 0x7C01 widened (0x7F802000) and the bfloat16 NaN 0xFFFF widened
+    local bits = { 0x7FC00000, 0xFFC00000, 0x7F800001, 0x7F802000, 0xFFFF0000 }
+    local raw = {}
+    for k, b in ipairs(bits) do
+      raw[k] = string.pack("<I4", b)
+    end
+    local x = ml.from_bytes(table.concat(raw), "float32")
+    ml.save({ h = x, b = x }, path, { dtypes = { h = "F16", b = "BF16" } })
+    local s = read_bytes(path)
+    local data = s:sub(9 + string.unpack("<I8", s))
+    -- BF16 ranks above F16: b comes first
+    local b = { string.unpack("<I2I2I2I2I2", data:sub(1, 10)) }
+    local h = { string.unpack("<I2I2I2I2I2", data:sub(11, 20)) }
+    b[6], h[6] = nil, nil
+    assert.same({ 0x7FC0, 0xFFC0, 0x7FC0, 0x7FC0, 0xFFFF }, b)
+    assert.same({ 0x7E00, 0xFE00, 0x7E00, 0x7C01, 0xFFF8 }, h)
+    -- read back and written again: the same bytes
+    local back = ml.load(path)
+    ml.save(back, path, { dtypes = { h = "F16", b = "BF16" } })
+    assert.equal(s, read_bytes(path))
   end)
 
   it("float64 written as F32 and F16 goes through float32 first, as torch", function()

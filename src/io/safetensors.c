@@ -84,15 +84,19 @@ static float bits_f32(uint32_t u) {
   return f;
 }
 
-/* IEEE half from float, rounding to nearest even; overflow gives inf, NaN the quiet NaN
- * 0x7E00 with the sign kept (as PyTorch's conversion). */
+/* IEEE half from float, rounding to nearest even; overflow gives inf. A NaN keeps its sign
+ * and the top of its payload (a computed NaN gives 0x7E00 / 0xFE00, as PyTorch's), so a half
+ * NaN read as float comes back with the same bits. */
 static uint16_t f32_to_f16(float value) {
   uint32_t f = f32_bits(value);
   uint32_t sign = f & 0x80000000u;
   f ^= sign;
   uint16_t o;
-  if (f >= (uint32_t)(127 + 16) << 23) { /* >= 65536, inf or NaN */
-    o = f > 0x7F800000u ? 0x7E00 : 0x7C00;
+  if (f > 0x7F800000u) { /* NaN */
+    uint32_t payload = (f >> 13) & 0x3FF;
+    o = (uint16_t)(0x7C00 | (payload ? payload : 0x200));
+  } else if (f >= (uint32_t)(127 + 16) << 23) { /* >= 65536 or inf */
+    o = 0x7C00;
   } else if (f < (uint32_t)113 << 23) { /* below 2^-14: subnormal half or zero */
     /* adding 0.5 lets the float unit round the subnormal's bits to nearest even */
     const uint32_t magic = (uint32_t)((127 - 15) + (23 - 10) + 1) << 23;
@@ -123,11 +127,15 @@ static float f16_to_f32(uint16_t h) {
   return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
 }
 
-/* bfloat16 from float, rounding to nearest even; NaN gives 0x7FC0 (PyTorch's). */
+/* bfloat16 from float, rounding to nearest even. A NaN keeps its sign and the top of its
+ * payload (a computed NaN gives 0x7FC0, as PyTorch's scalar conversion), so a bfloat16 NaN
+ * read as float comes back with the same bits. */
 static uint16_t f32_to_bf16(float value) {
-  if (value != value)
-    return 0x7FC0;
   uint32_t u = f32_bits(value);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) {
+    uint16_t b = (uint16_t)(u >> 16);
+    return (b & 0x7F) ? b : (uint16_t)(b | 0x40);
+  }
   return (uint16_t)((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
 }
 
