@@ -122,7 +122,7 @@ bench: bench-rec
 bench-rec: all
 	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
 
-LUA_DIRS := $(wildcard lua spec examples bench)
+LUA_DIRS := $(wildcard lua spec examples bench tools)
 lint:
 	luacheck --no-color $(LUA_DIRS)
 	luarocks --lua-version=5.4 lint rockspec/moonml-scm-1.rockspec
@@ -137,8 +137,10 @@ format:
 	clang-format -i $(C_FILES)
 
 # The HTML API reference (LDoc, config.ld): the Lua modules and doc/*.luadoc (the C tensor
-# API); build/doc/index.html. Any LDoc warning (an undocumented item, a bad tag) fails it.
+# API); build/doc/index.html. It fails on any LDoc warning and on a public Lua function
+# without a doc comment (tools/check_docs.lua).
 docs:
+	$(LUA) tools/check_docs.lua $(sort $(shell find lua/moonml -name '*.lua'))
 	rm -rf $(BUILD)/doc
 	ldoc --fatalwarnings --testing -d $(BUILD)/doc .
 
