@@ -312,11 +312,11 @@ describe("conversions", function()
     local s = read_bytes(path)
     local data = s:sub(9 + string.unpack("<I8", s))
     -- BF16 ranks above F16: b comes first
-    local b = { string.unpack("<I2I2I2I2I2", data:sub(1, 10)) }
-    local h = { string.unpack("<I2I2I2I2I2", data:sub(11, 20)) }
-    b[6], h[6] = nil, nil
-    assert.same({ 0x7FC0, 0xFFC0, 0x7FC0, 0x7FC0, 0xFFFF }, b)
-    assert.same({ 0x7E00, 0xFE00, 0x7E00, 0x7C01, 0xFFF8 }, h)
+    local bf = { string.unpack("<I2I2I2I2I2", data:sub(1, 10)) }
+    local half = { string.unpack("<I2I2I2I2I2", data:sub(11, 20)) }
+    bf[6], half[6] = nil, nil
+    assert.same({ 0x7FC0, 0xFFC0, 0x7FC0, 0x7FC0, 0xFFFF }, bf)
+    assert.same({ 0x7E00, 0xFE00, 0x7E00, 0x7C01, 0xFFF8 }, half)
     -- read back and written again: the same bytes
     local back = ml.load(path)
     ml.save(back, path, { dtypes = { h = "F16", b = "BF16" } })
