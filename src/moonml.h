@@ -174,6 +174,47 @@ MM_API mm_tensor *mm_from_bytes(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_
  * which holds exactly nbytes = numel * element size. */
 MM_API int mm_to_bytes(mm_ctx *ctx, const mm_tensor *t, void *out, size_t nbytes);
 
+/* ---------------------------------------------------------------- safetensors files */
+/* src/io/safetensors.c. The layout of Hugging Face's safetensors: an 8-byte little-endian
+ * header length N, N bytes of JSON ({"__metadata__": {string: string}, name: {"dtype",
+ * "shape", "data_offsets"}, ...}, padded with spaces to a multiple of 8), then the raw
+ * little-endian data of every tensor, row-major, one after the other. */
+
+/* One tensor to write: name, tensor (any strides), and the file dtype ("F32", "F16", "BF16",
+ * "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"), or NULL for the tensor's own (float32 F32,
+ * float64 F64, int64 I64, bool BOOL). Floats go to float dtypes only, int64 to integer ones
+ * (a value that does not fit is an error), bool to BOOL. */
+typedef struct mm_st_item {
+  const char *name;
+  const mm_tensor *tensor;
+  const char *dtype;
+} mm_st_item;
+
+/* Writes path as the reference implementation does: tensors ordered by file dtype (widest
+ * first, the reference's order) then by name, data contiguous, metadata keys sorted; the
+ * metadata object is left out when nmeta is 0. meta holds nmeta key, value pairs
+ * (2 * nmeta strings). Atomic: the bytes go to "<path>.tmp-<pid>-<n>", which is renamed over
+ * path at the end; on any error the temporary is removed and path left as it was. */
+MM_API int mm_st_save(mm_ctx *ctx, const char *path, int n, const mm_st_item *items, int nmeta,
+                      const char *const *meta);
+
+typedef struct mm_st_file mm_st_file;
+/* Reads a whole file. Every size and offset of the header is checked against the file
+ * before any tensor memory is allocated; a file that breaks the format gives NULL and
+ * "moonml.load: <path>: <what is wrong>". F16, BF16 load as float32, I32, I16, I8, U8,
+ * U16, U32 as int64; F32, F64, I64 and BOOL as they are. */
+MM_API mm_st_file *mm_st_load(mm_ctx *ctx, const char *path);
+MM_API int mm_st_count(const mm_st_file *f);
+/* Entry i (0-based, in file order): name, dtype as written in the file, tensor (borrowed:
+ * mm_retain it to keep it after mm_st_free). */
+MM_API const char *mm_st_name(const mm_st_file *f, int i);
+MM_API const char *mm_st_dtype(const mm_st_file *f, int i);
+MM_API mm_tensor *mm_st_tensor(const mm_st_file *f, int i);
+MM_API int mm_st_metadata_count(const mm_st_file *f);
+MM_API const char *mm_st_metadata_key(const mm_st_file *f, int i);
+MM_API const char *mm_st_metadata_value(const mm_st_file *f, int i);
+MM_API void mm_st_free(mm_st_file *f);
+
 /* element access; idx holds ndim 0-based indices (already checked by the caller) */
 MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);

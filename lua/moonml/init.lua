@@ -23,6 +23,7 @@ end
 
 core.Tensor.__tostring = require("moonml.tensor_print")
 require("moonml.autograd")(ml, core)
+require("moonml.serialize")(ml, core)
 
 --- Is `x` a moonml tensor?
 -- @param x any value

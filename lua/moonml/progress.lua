@@ -158,6 +158,7 @@ local function write(self, s)
 end
 
 -- Writes the current line: in place on a terminal, as a line of its own otherwise.
+--- Redraws the bar on its stream now.
 function Bar:draw(now)
   local line = self:line(now)
   if self.tty then

@@ -81,6 +81,8 @@ void mml_open_image(lua_State *L, const mml_open_state *st);
 void mml_open_term(lua_State *L, const mml_open_state *st);
 void mml_open_nn_functional(lua_State *L, const mml_open_state *st);
 void mml_open_rnn(lua_State *L, const mml_open_state *st);
+void mml_open_files(lua_State *L, const mml_open_state *st);
+void mml_open_json(lua_State *L, const mml_open_state *st);
 
 /* autograd properties of tensors (x.grad, x.requires_grad, ...): 1 if key was one */
 int mml_tensor_get_property(lua_State *L, mm_tensor *t, const char *key);

@@ -236,6 +236,8 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_term(L, &st);
   mml_open_nn_functional(L, &st);
   mml_open_rnn(L, &st);
+  mml_open_files(L, &st);
+  mml_open_json(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");

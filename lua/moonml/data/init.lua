@@ -23,6 +23,7 @@ setmetatable(TensorDataset, { __call = function(_, ...)
   return TensorDataset.new(...)
 end })
 
+--- Creates the module; the arguments are described at the top of this file.
 function TensorDataset.new(...)
   local tensors = { ... }
   if #tensors == 0 then

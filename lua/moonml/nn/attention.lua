@@ -17,6 +17,7 @@ local function fail(msg)
   error("moonml.nn.MultiheadAttention: " .. msg, 0)
 end
 
+--- Creates the module; the arguments are described at the top of this file.
 function MHA.new(embed_dim, num_heads, opts)
   if math.type(embed_dim) ~= "integer" or embed_dim < 1 then
     fail("embed_dim must be a positive integer, got " .. tostring(embed_dim))
@@ -71,6 +72,7 @@ local function additive(mask, like)
   return mask
 end
 
+--- Applies the module to its input (called as module(x)).
 function MHA:forward(query, key, value, opts)
   opts = Module.check_opts("MultiheadAttention.forward", opts, { key_padding_mask = true,
     attn_mask = true, need_weights = true, average_attn_weights = true })
@@ -130,6 +132,7 @@ function MHA:forward(query, key, value, opts)
   return out, weights
 end
 
+--- The settings shown by tostring.
 function MHA:extra_repr()
   return string.format("embed_dim=%d, num_heads=%d", self.embed_dim, self.num_heads)
 end

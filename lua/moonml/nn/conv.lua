@@ -89,6 +89,7 @@ end
 -- dilation = 1, groups = 1, bias = true}])
 local Conv2d = Module:extend("Conv2d")
 Conv2d.new = make(Conv2d, "Conv2d", false)
+--- Applies the module to its input (called as module(x)).
 function Conv2d:forward(x)
   local o = options(self)
   o.output_padding = nil
@@ -104,6 +105,7 @@ conv.Conv2d = Conv2d
 -- output_padding, dilation, groups, bias}])
 local ConvTranspose2d = Module:extend("ConvTranspose2d")
 ConvTranspose2d.new = make(ConvTranspose2d, "ConvTranspose2d", true)
+--- Applies the module to its input (called as module(x)).
 function ConvTranspose2d:forward(x)
   if self.bias ~= nil then
     return ml.conv_transpose2d(x, self.weight, self.bias, options(self))

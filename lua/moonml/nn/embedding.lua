@@ -13,6 +13,7 @@ local function fail(msg)
   error("moonml.nn.Embedding: " .. msg, 0)
 end
 
+--- Creates the module; the arguments are described at the top of this file.
 function Embedding.new(num_embeddings, embedding_dim, opts)
   for _, v in ipairs({ { num_embeddings, "num_embeddings" }, { embedding_dim, "embedding_dim" } }) do
     if math.type(v[1]) ~= "integer" or v[1] < 1 then
@@ -40,6 +41,7 @@ function Embedding.new(num_embeddings, embedding_dim, opts)
   return self
 end
 
+--- Applies the module to its input (called as module(x)).
 function Embedding:forward(ids)
   if not ml.is_tensor(ids) then
     fail("expected a tensor of ids, got " .. type(ids))
@@ -59,6 +61,7 @@ function Embedding:forward(ids)
   return out
 end
 
+--- The settings shown by tostring.
 function Embedding:extra_repr()
   return string.format("%d, %d%s", self.num_embeddings, self.embedding_dim,
     self.padding_idx and (", padding_idx=" .. self.padding_idx) or "")

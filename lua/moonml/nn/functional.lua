@@ -14,6 +14,7 @@ function F.softmax(x, dim)
   return ml.softmax(x, dim or -1)
 end
 
+--- log_softmax along dim (default: the last), computed stably.
 function F.log_softmax(x, dim)
   return ml.log_softmax(x, dim or -1)
 end

@@ -31,6 +31,7 @@ local function batch_norm(name, dims)
     end
     return self
   end
+  --- Applies the module to its input (called as module(x)).
   function cls:forward(x)
     if not ml.is_tensor(x) or not dims[x:dim()] then
       error(string.format("moonml.nn.%s: expected a %s input, got %s", name, dims.text,
@@ -49,6 +50,7 @@ local function batch_norm(name, dims)
     return ml.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
       { training = training, momentum = self.momentum, eps = self.eps })
   end
+  --- The settings shown by tostring.
   function cls:extra_repr()
     return string.format("%d, eps=%g, momentum=%g", self.num_features, self.eps, self.momentum)
   end
@@ -60,6 +62,7 @@ batch_norm("BatchNorm2d", { [4] = true, text = "4-D" })
 
 --- nn.LayerNorm(normalized_shape[, {eps = 1e-5, elementwise_affine = true}])
 local LayerNorm = Module:extend("LayerNorm")
+--- Creates the module; the arguments are described at the top of this file.
 function LayerNorm.new(normalized_shape, opts)
   local shape = type(normalized_shape) == "table" and normalized_shape or { normalized_shape }
   for _, s in ipairs(shape) do
@@ -77,9 +80,11 @@ function LayerNorm.new(normalized_shape, opts)
   end
   return self
 end
+--- Applies the module to its input (called as module(x)).
 function LayerNorm:forward(x)
   return ml.layer_norm(x, self.normalized_shape, self.weight, self.bias, { eps = self.eps })
 end
+--- The settings shown by tostring.
 function LayerNorm:extra_repr()
   return "{" .. table.concat(self.normalized_shape, ", ") .. "}, eps=" .. self.eps
 end

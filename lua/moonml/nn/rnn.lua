@@ -201,9 +201,11 @@ end
 -- (false), dropout (0: on the outputs of every layer but the last, in training mode),
 -- bidirectional (false), dtype ("float32"; "float64" too). `rnn(x[, h0])` returns out, h_n.
 local RNN = Module:extend("RNN")
+--- Creates the module; the arguments are described at the top of this file.
 function RNN.new(input_size, hidden_size, opts)
   return new_layer(RNN, "rnn", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function RNN:forward(x, h0)
   local out, hn = run_layer(self, x, h0)
   return out, hn
@@ -215,9 +217,11 @@ M.RNN = RNN
 -- `lstm(x[, h0, c0])` (or `lstm(x, {h0, c0})`) returns out, h_n, c_n; h0 and c0 come
 -- together or not at all (zeros).
 local LSTM = Module:extend("LSTM")
+--- Creates the module; the arguments are described at the top of this file.
 function LSTM.new(input_size, hidden_size, opts)
   return new_layer(LSTM, "lstm", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function LSTM:forward(x, h0, c0)
   if type(h0) == "table" and not ml.is_tensor(h0) then
     h0, c0 = h0[1], h0[2]
@@ -233,9 +237,11 @@ M.LSTM = LSTM
 --- nn.GRU(input_size, hidden_size[, opts]): options as nn.LSTM. `gru(x[, h0])` returns
 -- out, h_n.
 local GRU = Module:extend("GRU")
+--- Creates the module; the arguments are described at the top of this file.
 function GRU.new(input_size, hidden_size, opts)
   return new_layer(GRU, "gru", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function GRU:forward(x, h0)
   local out, hn = run_layer(self, x, h0)
   return out, hn
@@ -307,9 +313,11 @@ end
 --- nn.RNNCell(input_size, hidden_size[, {bias, nonlinearity, dtype}]): `cell(x[, h])`
 -- returns h'. Parameters weight_ih, weight_hh, bias_ih, bias_hh.
 local RNNCell = Module:extend("RNNCell")
+--- Creates the module; the arguments are described at the top of this file.
 function RNNCell.new(input_size, hidden_size, opts)
   return new_cell(RNNCell, "rnn", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function RNNCell:forward(x, h)
   return (run_cell(self, x, h))
 end
@@ -319,9 +327,11 @@ M.RNNCell = RNNCell
 --- nn.LSTMCell(input_size, hidden_size[, {bias, dtype}]): `cell(x[, h, c])` (or
 -- `cell(x, {h, c})`) returns h', c'.
 local LSTMCell = Module:extend("LSTMCell")
+--- Creates the module; the arguments are described at the top of this file.
 function LSTMCell.new(input_size, hidden_size, opts)
   return new_cell(LSTMCell, "lstm", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function LSTMCell:forward(x, h, c)
   if type(h) == "table" and not ml.is_tensor(h) then
     h, c = h[1], h[2]
@@ -336,9 +346,11 @@ M.LSTMCell = LSTMCell
 
 --- nn.GRUCell(input_size, hidden_size[, {bias, dtype}]): `cell(x[, h])` returns h'.
 local GRUCell = Module:extend("GRUCell")
+--- Creates the module; the arguments are described at the top of this file.
 function GRUCell.new(input_size, hidden_size, opts)
   return new_cell(GRUCell, "gru", input_size, hidden_size, opts)
 end
+--- Applies the module to its input (called as module(x)).
 function GRUCell:forward(x, h)
   return (run_cell(self, x, h))
 end
