@@ -66,6 +66,7 @@ void mml_open_elementwise(lua_State *L, const mml_open_state *st);
 void mml_open_reduce(lua_State *L, const mml_open_state *st);
 void mml_open_linalg(lua_State *L, const mml_open_state *st);
 void mml_open_rec(lua_State *L, const mml_open_state *st);
+void mml_open_rec_neumf(lua_State *L, const mml_open_state *st);
 void mml_open_autograd(lua_State *L, const mml_open_state *st);
 void mml_open_optim(lua_State *L, const mml_open_state *st);
 void mml_open_math(lua_State *L, const mml_open_state *st);

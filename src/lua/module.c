@@ -221,6 +221,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_reduce(L, &st);
   mml_open_linalg(L, &st);
   mml_open_rec(L, &st);
+  mml_open_rec_neumf(L, &st);
   mml_open_autograd(L, &st);
   mml_open_optim(L, &st);
   mml_open_math(L, &st);

@@ -52,6 +52,7 @@ rec.KNNWithMeans = knns.KNNWithMeans
 rec.KNNWithZScore = knns.KNNWithZScore
 rec.KNNBaseline = knns.KNNBaseline
 rec.SlopeOne = require("moonml.rec.slope_one")
+rec.NeuMF = require("moonml.rec.neumf")
 rec.CoClustering = require("moonml.rec.co_clustering")
 rec.compute_baselines = baseline.compute
 
