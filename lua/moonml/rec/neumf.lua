@@ -195,7 +195,16 @@ function NeuMF:_fit(trainset, opts)
     history[epoch] = total / n
   end
   opt:zero_grad()
+  self.loss_history = history
+  self:_adopt(net, index)
+end
+
+-- Makes a trained (or loaded) network the model's: what recommend and predict use, and
+-- the flat copy of its weights that m:save keeps.
+function NeuMF:_adopt(net, index)
   net:eval()
+  local n_items = select(2, index:counts())
+  local n_cand = select(3, index:counts())
   -- rank of every inner item by raw id, for ties in recommend
   local raw = self.ids.items
   local order = {}
@@ -207,14 +216,47 @@ function NeuMF:_fit(trainset, opts)
   for r, i in ipairs(order) do
     rank[i] = r
   end
-  self.net, self.loss_history = net, history
+  self.net = net
   self._index, self._rank, self._n_cand = index, rank, n_cand
   self._not_candidate = index:candidates():eq(0)
   self._all_items = ml.arange(1, n_items, { dtype = "int64" })
+  local flat = {}
+  for k, p in ipairs(net:parameters()) do
+    flat[k] = p:detach():reshape(-1)
+  end
+  self.weights = ml.cat(flat)
+  self.n_params = self.weights:numel()
   -- scores are probabilities; a pair without data scores 0
   self.scale = { 0, 1 }
   self.mu = 0
 end
+
+-- m:save keeps the flat weights; loading rebuilds the network around them.
+base.persist(NeuMF, {
+  tensors = { weights = "float32[n_params]" },
+  values = { "n_params" },
+  restore = function(self, train, bad)
+    self.trainset_store = train.store
+    local index = C.neumf_index(train.store, self.random_state)
+    local n_users, n_items = index:counts()
+    local net = Net(n_users, n_items, self.factors, self.layers)
+    local at = 1
+    ml.no_grad(function()
+      for _, p in ipairs(net:parameters()) do
+        local n = p:numel()
+        if at + n - 1 > self.n_params then
+          bad("weights hold %d values, the network needs more", self.n_params)
+        end
+        p:copy_(self.weights:narrow(1, at, n):view(p:shape()))
+        at = at + n
+      end
+    end)
+    if at - 1 ~= self.n_params then
+      bad("weights hold %d values, the network needs %d", self.n_params, at - 1)
+    end
+    self:_adopt(net, index)
+  end,
+})
 
 local CHUNK = 65536
 
