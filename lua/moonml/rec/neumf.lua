@@ -172,7 +172,7 @@ function NeuMF:_fit(trainset, opts)
     fail(self, "fit", "unknown option '%s'", tostring(next(opts)))
   end
   local index = C.neumf_index(trainset.store, self.random_state)
-  local n_users, n_items, n_cand = index:counts()
+  local n_users, n_items = index:counts()
   local net = Net(n_users, n_items, self.factors, self.layers)
   init_weights(net, index)
   local opt = optim.Adam(net:parameters(), { lr = self.lr, weight_decay = self.reg })
