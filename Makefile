@@ -57,10 +57,11 @@ INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4
 INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
-                gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
+                gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config lua-ldoc \
+                lua-discount dataset-fashion-mnist
 
-.PHONY: all rebuild deps test test-all test-c demo bench bench-ops bench-rec lint format rock \
-  install clean
+.PHONY: all rebuild deps test test-all test-c demo bench bench-ops bench-rec bench-lstm lint \
+        format rock install clean docs
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -124,7 +125,7 @@ demo: all
 # side by side. bench-rec: every recommender on ML-100k (Surprise's folds) and
 # ML-latest-small beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data
 # folder.
-bench: bench-ops bench-rec
+bench: bench-ops bench-rec bench-lstm
 
 BENCH_REF := $(BUILD)/bench/ref
 $(BENCH_REF): bench/ref.c
@@ -137,7 +138,11 @@ bench-ops: all $(BENCH_REF)
 bench-rec: all
 	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
 
-LUA_DIRS := $(wildcard lua spec examples bench)
+# bench-lstm: LSTM forward+backward (input 64, hidden 128, T 50, batch 32) beside PyTorch.
+bench-lstm: all
+	$(RUN_ENV) $(LUA) bench/lstm.lua
+
+LUA_DIRS := $(wildcard lua spec examples bench tools)
 lint:
 	luacheck --no-color $(LUA_DIRS)
 	luarocks --lua-version=5.4 lint rockspec/moonml-scm-1.rockspec
@@ -151,6 +156,14 @@ lint:
 format:
 	clang-format -i $(C_FILES)
 
+# The HTML API reference (LDoc, config.ld): the Lua modules and doc/*.luadoc (the C tensor
+# API); build/doc/index.html. It fails on any LDoc warning and on a public Lua function
+# without a doc comment (tools/check_docs.lua).
+docs:
+	$(LUA) tools/check_docs.lua $(sort $(shell find lua/moonml -name '*.lua'))
+	rm -rf $(BUILD)/doc
+	ldoc --fatalwarnings --testing -d $(BUILD)/doc .
+
 # Installs the rock into build/rock and requires it from another folder, checking that
 # the module came from that tree (not from build/ or a system-wide install).
 ROCK_TREE := $(CURDIR)/build/rock
@@ -159,7 +172,10 @@ ROCK_CHECK := local ml = require "moonml"; \
   local lua = package.searchpath("moonml", package.path); \
   assert(so:find("$(ROCK_TREE)/", 1, true) == 1, "moonml.core loaded from " .. so); \
   assert(lua:find("$(ROCK_TREE)/", 1, true) == 1, "moonml loaded from " .. lua); \
-  assert(ml.ones(2):numel() == 2); print("rock ok", ml._VERSION, so)
+  assert(ml.ones(2):numel() == 2); local p = os.tmpname(); \
+  ml.save({x = ml.ones(2)}, p, {metadata = {k = "v"}}); local t, m = ml.load(p); os.remove(p); \
+  assert(t.x:sum():item() == 2 and m.k == "v" and ml.json.encode({1}) == "[1]"); \
+  print("rock ok", ml._VERSION, so)
 rock:
 	rm -rf $(ROCK_TREE) build/luarocks
 	luarocks --lua-version=5.4 make --tree=$(ROCK_TREE) rockspec/moonml-scm-1.rockspec

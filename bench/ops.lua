@@ -38,7 +38,7 @@ local runs = tonumber(option("runs", "5"))
 -- Wall-clock time by default; --clock cpu times with the process's CPU time (os.clock),
 -- which leaves out the time other processes held the CPU, for 1-thread runs on a shared
 -- machine (it would count every thread of a 2-thread run).
-local wall = ml._rec and ml._rec.clock
+local wall = ml.clock
 if option("clock", "wall") == "cpu" then
   wall = os.clock
 elseif not wall then

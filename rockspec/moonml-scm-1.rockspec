@@ -10,7 +10,9 @@ description = {
   summary = "Machine learning for Lua 5.4: tensors with a C11 core",
   detailed = [[
 moonml is a machine-learning library for Lua 5.4. Tensors, their arithmetic and
-matrix products (OpenBLAS) live in a C11 core; `require "moonml"` returns the module.
+matrix products (OpenBLAS), autograd, nn layers, optimizers and recommenders live in a C11
+core with Lua layers; weights are kept in safetensors files (cJSON), compatible with
+PyTorch. `require "moonml"` returns the module.
 ]],
   license = "MIT",
   labels = { "machine-learning", "tensor" },

@@ -69,6 +69,11 @@ describe("memory", function()
     assert(growth < 2 * MB, string.format("resident size grew by %.1f MB", growth / MB))
   end)
 
+  it("3,000 temporaries of 400 kB keep the resident size within 64 MB", function()
+    local growth = rss_growth("return ml.zeros(100000)", 3000, 100, 10, 64 * MB)
+    assert(growth < 64 * MB, string.format("resident size grew by %.1f MB", growth / MB))
+  end)
+
   it("2,000 temporaries of 4 MB keep the resident size within 300 MB", function()
     local growth = rss_growth("return ml.zeros(1024 * 1024)", 2000, 20, 10, 300 * MB)
     assert(growth < 300 * MB, string.format("resident size grew by %.1f MB", growth / MB))

@@ -115,6 +115,15 @@ for _, entry in ipairs(ALGOS) do
       assert.equal(#ids + #(train:user_ratings(6)), #all)
     end)
 
+    it("round-trips through m:save and rec.load_model with identical results", function()
+      local m = make():fit(train)
+      local path = os.tmpname()
+      m:save(path)
+      local back = rec.load_model(path)
+      os.remove(path)
+      require("support.rec_roundtrip").assert_same_model(m, back, train, test)
+    end)
+
     it("raises moonml.rec.<Name>.<method> errors", function()
       local m = make()
       h.assert_error("moonml.rec." .. name .. ".predict:", "not fitted", function()

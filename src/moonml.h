@@ -174,6 +174,47 @@ MM_API mm_tensor *mm_from_bytes(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_
  * which holds exactly nbytes = numel * element size. */
 MM_API int mm_to_bytes(mm_ctx *ctx, const mm_tensor *t, void *out, size_t nbytes);
 
+/* ---------------------------------------------------------------- safetensors files */
+/* src/io/safetensors.c. The layout of Hugging Face's safetensors: an 8-byte little-endian
+ * header length N, N bytes of JSON ({"__metadata__": {string: string}, name: {"dtype",
+ * "shape", "data_offsets"}, ...}, padded with spaces to a multiple of 8), then the raw
+ * little-endian data of every tensor, row-major, one after the other. */
+
+/* One tensor to write: name, tensor (any strides), and the file dtype ("F32", "F16", "BF16",
+ * "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"), or NULL for the tensor's own (float32 F32,
+ * float64 F64, int64 I64, bool BOOL). Floats go to float dtypes only, int64 to integer ones
+ * (a value that does not fit is an error), bool to BOOL. */
+typedef struct mm_st_item {
+  const char *name;
+  const mm_tensor *tensor;
+  const char *dtype;
+} mm_st_item;
+
+/* Writes path as the reference implementation does: tensors ordered by file dtype (widest
+ * first, the reference's order) then by name, data contiguous, metadata keys sorted; the
+ * metadata object is left out when nmeta is 0. meta holds nmeta key, value pairs
+ * (2 * nmeta strings). Atomic: the bytes go to "<path>.tmp-<pid>-<n>", which is renamed over
+ * path at the end; on any error the temporary is removed and path left as it was. */
+MM_API int mm_st_save(mm_ctx *ctx, const char *path, int n, const mm_st_item *items, int nmeta,
+                      const char *const *meta);
+
+typedef struct mm_st_file mm_st_file;
+/* Reads a whole file. Every size and offset of the header is checked against the file
+ * before any tensor memory is allocated; a file that breaks the format gives NULL and
+ * "moonml.load: <path>: <what is wrong>". F16, BF16 load as float32, I32, I16, I8, U8,
+ * U16, U32 as int64; F32, F64, I64 and BOOL as they are. */
+MM_API mm_st_file *mm_st_load(mm_ctx *ctx, const char *path);
+MM_API int mm_st_count(const mm_st_file *f);
+/* Entry i (0-based, in file order): name, dtype as written in the file, tensor (borrowed:
+ * mm_retain it to keep it after mm_st_free). */
+MM_API const char *mm_st_name(const mm_st_file *f, int i);
+MM_API const char *mm_st_dtype(const mm_st_file *f, int i);
+MM_API mm_tensor *mm_st_tensor(const mm_st_file *f, int i);
+MM_API int mm_st_metadata_count(const mm_st_file *f);
+MM_API const char *mm_st_metadata_key(const mm_st_file *f, int i);
+MM_API const char *mm_st_metadata_value(const mm_st_file *f, int i);
+MM_API void mm_st_free(mm_st_file *f);
+
 /* element access; idx holds ndim 0-based indices (already checked by the caller) */
 MM_API double mm_get_double(const mm_tensor *t, const int64_t *idx);
 MM_API int64_t mm_get_int64(const mm_tensor *t, const int64_t *idx);
@@ -389,6 +430,111 @@ MM_API mm_tensor *mm_reduce_dim(mm_ctx *ctx, mm_reduce_op op, const mm_tensor *a
 MM_API mm_tensor *mm_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 MM_API mm_tensor *mm_log_softmax(mm_ctx *ctx, const mm_tensor *a, int dim);
 
+/* ---------------------------------------------------------------- indexing */
+
+/* Index tensors are int64 counting from 0; every index is checked against its dimension.
+ * mm_index_normalize turns what a user gave (int64, or float32/float64 holding whole
+ * numbers, counting from `base`; negative from the end if allow_negative) into such a
+ * tensor (new, contiguous, same shape); `dim` only names the dimension in its messages. */
+MM_API mm_tensor *mm_index_normalize(mm_ctx *ctx, const char *op, const mm_tensor *index,
+                                     int64_t size, int dim, int base, bool allow_negative);
+/* index: 1-D or 0-d; the result has a's shape with dim's size numel(index) */
+MM_API mm_tensor *mm_index_select(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.gather: index has a's number of dims; the result has index's shape */
+MM_API mm_tensor *mm_gather(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index);
+/* torch.scatter: src's elements (src a tensor of a's dtype), or the 0-d tensor value (src
+ * NULL; converted to a's dtype, no gradient), written where index points along dim. */
+MM_API mm_tensor *mm_scatter(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                             const mm_tensor *src, const mm_tensor *value);
+MM_API int mm_scatter_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                       const mm_tensor *src, const mm_tensor *value);
+MM_API mm_tensor *mm_scatter_add(mm_ctx *ctx, const mm_tensor *a, int dim, const mm_tensor *index,
+                                 const mm_tensor *src);
+MM_API int mm_scatter_add_(mm_ctx *ctx, mm_tensor *a, int dim, const mm_tensor *index,
+                           const mm_tensor *src);
+/* mask: bool, broadcast with a (in place: to a's shape); value: a 0-d tensor */
+MM_API mm_tensor *mm_masked_fill(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask,
+                                 const mm_tensor *value);
+MM_API int mm_masked_fill_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *mask,
+                           const mm_tensor *value);
+/* the elements of a where mask (both broadcast) is true, as a 1-D tensor */
+MM_API mm_tensor *mm_masked_select(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *mask);
+/* cond ? x : y, the three broadcast; x or y NULL means the scalar xs / ys, promoted as
+ * PyTorch's wrapped numbers (two scalars give int64, or float32 if either is fractional). */
+MM_API mm_tensor *mm_where(mm_ctx *ctx, const mm_tensor *cond, const mm_tensor *x, mm_scalar xs,
+                           const mm_tensor *y, mm_scalar ys);
+/* positions of the nonzero elements (NaN counts): N x ndim int64, 0-based, row-major order */
+MM_API mm_tensor *mm_nonzero(mm_ctx *ctx, const mm_tensor *a);
+/* a[key]: a bool key whose shape equals a's leading dims picks the true positions (shape
+ * [count, rest of a]); an int64 key picks along dim 0 (shape key's + rest of a). */
+MM_API mm_tensor *mm_index(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *key);
+/* a[key] = value: value broadcast to a[key]'s shape and converted to a's dtype; with
+ * repeated indices the last write wins. */
+MM_API int mm_index_put_(mm_ctx *ctx, mm_tensor *a, const mm_tensor *key, const mm_tensor *value);
+/* ---------------------------------------------------------------- more reductions, scans */
+
+typedef enum mm_stat_op {
+  MM_STAT_PROD = 0, /* int64 and bool give int64 (wrapping around on overflow) */
+  MM_STAT_VAR,      /* var, std and norm need a floating-point tensor */
+  MM_STAT_STD,
+  MM_STAT_NORM,
+  MM_STAT_LOGSUMEXP, /* int64 and bool give float32 */
+  MM_STAT_OP_COUNT
+} mm_stat_op;
+
+/* param: the correction of VAR / STD (1 for the unbiased estimate: sum of squared
+ * deviations over max(0, n - correction)); p of NORM (any number but NaN; INFINITY and
+ * -INFINITY for the largest / smallest |x|, 0 counts nonzeros); unused otherwise.
+ * Over all elements (a 0-d result) or along one dim. */
+MM_API mm_tensor *mm_stat_all(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, double param);
+MM_API mm_tensor *mm_stat_dim(mm_ctx *ctx, mm_stat_op op, const mm_tensor *a, int dim, bool keepdim,
+                              double param);
+/* Running sum / product along dim; bool gives int64. */
+MM_API mm_tensor *mm_cumsum(mm_ctx *ctx, const mm_tensor *a, int dim);
+MM_API mm_tensor *mm_cumprod(mm_ctx *ctx, const mm_tensor *a, int dim);
+
+/* ---------------------------------------------------------------- sorting */
+
+/* Stable sort along dim: equal values keep their order; NaN counts as larger than every
+ * number (last ascending, first descending); -0 equals +0. *indices (if not NULL)
+ * receives the 0-based int64 positions the values came from. */
+MM_API mm_tensor *mm_sort(mm_ctx *ctx, const mm_tensor *a, int dim, bool descending,
+                          mm_tensor **indices);
+/* The k largest (or smallest) along dim, best first when sorted (otherwise in no set
+ * order); among equal values the earlier position comes first. 0 <= k <= size; not for
+ * bool tensors (PyTorch refuses them too). */
+MM_API mm_tensor *mm_topk(mm_ctx *ctx, const mm_tensor *a, int64_t k, int dim, bool largest,
+                          bool sorted, mm_tensor **indices);
+/* The distinct values of a (all elements), ascending; each NaN is distinct and they come
+ * last. inverse (a's shape) and counts, if not NULL, receive int64 tensors: the 0-based
+ * position in the result of each element, and how often each value occurs. */
+MM_API mm_tensor *mm_unique(mm_ctx *ctx, const mm_tensor *a, mm_tensor **inverse,
+                            mm_tensor **counts);
+
+/* ---------------------------------------------------------------- joining and splitting */
+
+/* Joins n >= 1 tensors along dim (cat: an existing one, sizes equal elsewhere; stack: a new
+ * one, shapes equal). The dtype is promoted over all of them; cat skips 1-D empty tensors
+ * whatever their shape elsewhere, as PyTorch does. */
+MM_API mm_tensor *mm_cat(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+MM_API mm_tensor *mm_stack(mm_ctx *ctx, const mm_tensor *const *ts, int64_t n, int dim);
+/* Consecutive views along dim: pieces of `size` (the last may be smaller), pieces of the
+ * given sizes (they must add up to the size of dim), or `chunks` pieces of equal size but
+ * the last (fewer when the size does not allow that many). They return a malloc'd array of
+ * new references (their number in *count) for mm_release_list, or NULL on error. */
+MM_API mm_tensor **mm_split(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t size, int64_t *count);
+MM_API mm_tensor **mm_split_sizes(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t n,
+                                  const int64_t *sizes);
+MM_API mm_tensor **mm_chunk(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t chunks,
+                            int64_t *count);
+MM_API void mm_release_list(mm_tensor **ts, int64_t n); /* releases each, frees the array */
+/* The tensor repeated reps[d] times along each dim. repeat (torch.Tensor.repeat) needs
+ * n >= ndim; tile (torch.tile) also takes fewer, padding them with 1s in front. */
+MM_API mm_tensor *mm_repeat(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+MM_API mm_tensor *mm_tile(mm_ctx *ctx, const mm_tensor *t, int n, const int64_t *reps);
+/* A copy with the order of elements reversed along each of the n dims. */
+MM_API mm_tensor *mm_flip(mm_ctx *ctx, const mm_tensor *t, int n, const int *dims);
+
 /* ---------------------------------------------------------------- linear algebra */
 
 /* PyTorch's torch.matmul rules for 1-D, 2-D and batched (broadcast) operands. */
@@ -400,6 +546,35 @@ MM_API mm_tensor *mm_bmm(mm_ctx *ctx, const mm_tensor *a, const mm_tensor *b);
 /* beta * c + alpha * (a @ b), c broadcast to the product's shape */
 MM_API mm_tensor *mm_addmm(mm_ctx *ctx, const mm_tensor *c, const mm_tensor *a, const mm_tensor *b,
                            double beta, double alpha);
+
+/* ---------------------------------------------------------------- images */
+/* src/io/png.c. Load: any PNG (gray, gray + alpha, RGB, RGBA, palette; 1 to 16 bits;
+ * interlaced) as float32 C x H x W in [0, 1], C = 1, 2, 3 or 4 (palette -> RGB, tRNS -> an
+ * alpha channel; samples / 255 or / 65535). Save: a float H x W (gray) or C x H x W tensor
+ * (C = 1..4), values clamped to [0, 1] and rounded to bit_depth 8 or 16 bits (NaN is an
+ * error), written to a temporary file beside path and renamed over it. */
+MM_API mm_tensor *mm_png_load(mm_ctx *ctx, const char *path);
+MM_API int mm_png_save(mm_ctx *ctx, const mm_tensor *t, const char *path, int bit_depth);
+
+/* src/io/draw.c: drawing in place on a contiguous float32 C x H x W canvas (C = 1..4); color
+ * holds C values. Pixel (row i, column j) covers [j, j+1) x [i, i+1). */
+#define MM_FONT_WIDTH 5   /* glyph columns */
+#define MM_FONT_HEIGHT 9  /* glyph rows: 7 above the baseline, 2 for descenders */
+#define MM_FONT_ADVANCE 6 /* columns from one character to the next */
+/* Fills columns x0..x1-1 of rows y0..y1-1 (clipped to the canvas). */
+MM_API int mm_draw_rect(mm_ctx *ctx, mm_tensor *canvas, int64_t x0, int64_t y0, int64_t x1,
+                        int64_t y1, const float *color);
+/* An anti-aliased line of the given width through n points xy[2k], xy[2k+1]; a non-finite
+ * point breaks the line. */
+MM_API int mm_draw_polyline(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n,
+                            double width, const float *color);
+/* n anti-aliased discs of the given radius centred on the points xy. */
+MM_API int mm_draw_markers(mm_ctx *ctx, mm_tensor *canvas, const double *xy, int64_t n,
+                           double radius, const float *color);
+/* ASCII text (other bytes draw as '?') with its top-left corner at (x, y), each font pixel
+ * scale x scale; vertical text reads upwards, (x, y) the top-left of its bounding box. */
+MM_API int mm_draw_text(mm_ctx *ctx, mm_tensor *canvas, const char *text, int64_t x, int64_t y,
+                        int scale, bool vertical, const float *color);
 
 /* ---------------------------------------------------------------- optimizers */
 
@@ -438,6 +613,14 @@ typedef struct mm_adagrad_opts {
 } mm_adagrad_opts;
 MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
                            mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
+
+/* ---------------------------------------------------------------- files: IDX */
+
+/* Reads an IDX file (the MNIST format), gzip-compressed or plain, into a tensor of the
+ * stored shape converted to dtype (float32 or float64 keep the values; int64 needs an
+ * integer element type). Every size is checked against the file: a truncated, oversized
+ * or malformed file is an error naming the path. */
+MM_API mm_tensor *mm_read_idx(mm_ctx *ctx, const char *path, mm_dtype dtype);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@ end
 
 core.Tensor.__tostring = require("moonml.tensor_print")
 require("moonml.autograd")(ml, core)
+require("moonml.serialize")(ml, core)
 
 --- Is `x` a moonml tensor?
 -- @param x any value
@@ -38,6 +39,9 @@ export_methods()
 package.loaded["moonml"] = ml
 local subpackages = { nn = "moonml.nn", rec = "moonml.rec", optim = "moonml.optim",
   data = "moonml.data" }
+subpackages.image = "moonml.image"
+subpackages.plot = "moonml.plot"
+subpackages.progress = "moonml.progress"
 setmetatable(ml, {
   __index = function(t, key)
     local name = subpackages[key]

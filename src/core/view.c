@@ -461,6 +461,9 @@ mm_tensor *mm_select(mm_ctx *ctx, const mm_tensor *t, int dim, int64_t index) {
 int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, int nb,
                        const int64_t *sb, int *nout, int64_t *out) {
   int n = na > nb ? na : nb;
+  if (n > MM_MAX_DIMS)
+    return mm_fail(ctx, "moonml.%s: at most %d dimensions are supported", op, MM_MAX_DIMS);
+  int64_t shape[MM_MAX_DIMS] = {0}; /* out may be sa or sb: fill a copy first */
   for (int i = 0; i < n; i++) {
     int ia = na - n + i, ib = nb - n + i;
     int64_t x = ia >= 0 ? sa[ia] : 1, y = ib >= 0 ? sb[ib] : 1;
@@ -469,8 +472,9 @@ int mm_broadcast_shape(mm_ctx *ctx, const char *op, int na, const int64_t *sa, i
       return mm_fail(ctx, "moonml.%s: shapes %s and %s cannot be broadcast together", op,
                      mm_shape_str(a, sizeof a, na, sa), mm_shape_str(b, sizeof b, nb, sb));
     }
-    out[i] = x == 1 ? y : x;
+    shape[i] = x == 1 ? y : x;
   }
+  memcpy(out, shape, (size_t)n * sizeof *out);
   *nout = n;
   return 0;
 }

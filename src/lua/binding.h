@@ -70,14 +70,31 @@ void mml_open_elementwise(lua_State *L, const mml_open_state *st);
 void mml_open_reduce(lua_State *L, const mml_open_state *st);
 void mml_open_linalg(lua_State *L, const mml_open_state *st);
 void mml_open_rec(lua_State *L, const mml_open_state *st);
+void mml_open_rec_neumf(lua_State *L, const mml_open_state *st);
 void mml_open_autograd(lua_State *L, const mml_open_state *st);
 void mml_open_optim(lua_State *L, const mml_open_state *st);
 void mml_open_math(lua_State *L, const mml_open_state *st);
 void mml_open_random(lua_State *L, const mml_open_state *st);
 void mml_open_bytes(lua_State *L, const mml_open_state *st);
+void mml_open_index(lua_State *L, const mml_open_state *st);
+void mml_open_join(lua_State *L, const mml_open_state *st);
+void mml_open_sort(lua_State *L, const mml_open_state *st);
+void mml_open_stats(lua_State *L, const mml_open_state *st);
+void mml_open_io(lua_State *L, const mml_open_state *st);
+void mml_open_clock(lua_State *L, const mml_open_state *st);
+void mml_open_image(lua_State *L, const mml_open_state *st);
+void mml_open_term(lua_State *L, const mml_open_state *st);
+void mml_open_nn_functional(lua_State *L, const mml_open_state *st);
+void mml_open_rnn(lua_State *L, const mml_open_state *st);
+void mml_open_files(lua_State *L, const mml_open_state *st);
+void mml_open_json(lua_State *L, const mml_open_state *st);
 
 /* autograd properties of tensors (x.grad, x.requires_grad, ...): 1 if key was one */
 int mml_tensor_get_property(lua_State *L, mm_tensor *t, const char *key);
 int mml_tensor_set_property(lua_State *L, mm_tensor *t, const char *key, int vidx);
+
+/* x[key] and x[key] = v with a tensor key (src/lua/index.c): key at 2, value at 3 */
+int mml_index_by_tensor(lua_State *L, mm_tensor *t);
+int mml_newindex_by_tensor(lua_State *L, mm_tensor *t);
 
 #endif

@@ -263,11 +263,24 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_open_reduce(L, &st);
   mml_open_linalg(L, &st);
   mml_open_rec(L, &st);
+  mml_open_rec_neumf(L, &st);
   mml_open_autograd(L, &st);
   mml_open_optim(L, &st);
   mml_open_math(L, &st);
   mml_open_random(L, &st);
   mml_open_bytes(L, &st);
+  mml_open_index(L, &st);
+  mml_open_join(L, &st);
+  mml_open_sort(L, &st);
+  mml_open_stats(L, &st);
+  mml_open_io(L, &st);
+  mml_open_clock(L, &st);
+  mml_open_image(L, &st);
+  mml_open_term(L, &st);
+  mml_open_nn_functional(L, &st);
+  mml_open_rnn(L, &st);
+  mml_open_files(L, &st);
+  mml_open_json(L, &st);
 
   lua_pushvalue(L, st.methods);
   lua_setfield(L, st.module, "methods");

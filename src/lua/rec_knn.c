@@ -4,6 +4,7 @@
 #include "rec_internal.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ROWS_MT "moonml.rec.Rows"
@@ -417,8 +418,81 @@ static int l_factor_cosine(lua_State *L) {
   return 1;
 }
 
+/* rows:tensors() -> ptr (int64, n + 1 offsets), idx (int64, 1-based), val (float64): the rows
+ * as one CSR, to be saved (moonml.rec.persist) */
+static int r_tensors(lua_State *L) {
+  mm_rec_rows *r = check_rows(L, 1);
+  mm_ctx *ctx = mml_ctx(L);
+  int64_t n1 = (int64_t)r->n + 1, nnz = 0;
+  for (int32_t x = 0; x < r->n; x++)
+    nnz += r->len[x];
+  int64_t *ptr = mm_data(mml_push_tensor(L, mm_empty(ctx, MM_INT64, 1, &n1)));
+  int64_t *idx = mm_data(mml_push_tensor(L, mm_empty(ctx, MM_INT64, 1, &nnz)));
+  double *val = mm_data(mml_push_tensor(L, mm_empty(ctx, MM_FLOAT64, 1, &nnz)));
+  int64_t at = 0;
+  ptr[0] = 0;
+  for (int32_t x = 0; x < r->n; x++) {
+    for (int32_t t = 0; t < r->len[x]; t++, at++) {
+      idx[at] = (int64_t)r->idx[x][t] + 1;
+      val[at] = r->val[x][t];
+    }
+    ptr[x + 1] = at;
+  }
+  return 3;
+}
+
+/* rows_from_tensors(ptr, idx, val, n_cols) -> rows: the inverse of rows:tensors(), checking
+ * everything (the tensors come from a file): ptr starts at 0, never decreases and ends at the
+ * length of idx and val; every idx is in 1..n_cols. */
+static int l_rows_from_tensors(lua_State *L) {
+  mm_tensor *tp = mml_test_tensor(L, 1), *ti = mml_test_tensor(L, 2), *tv = mml_test_tensor(L, 3);
+  int64_t n_cols = luaL_checkinteger(L, 4);
+  if (!tp || !ti || !tv || tp->dtype != MM_INT64 || ti->dtype != MM_INT64 ||
+      tv->dtype != MM_FLOAT64 || tp->ndim != 1 || ti->ndim != 1 || tv->ndim != 1 ||
+      !mm_is_contiguous(tp) || !mm_is_contiguous(ti) || !mm_is_contiguous(tv))
+    mml_error(L, "moonml.rec: sparse rows need 1-D contiguous int64 ptr and idx and float64 val");
+  int64_t n = tp->shape[0] - 1, nnz = ti->shape[0];
+  const int64_t *ptr = mm_data(tp), *idx = mm_data(ti);
+  const double *val = mm_data(tv);
+  if (n < 0 || n > INT32_MAX || tv->shape[0] != nnz || ptr[0] != 0 || ptr[n] != nnz || n_cols < 0 ||
+      n_cols > INT32_MAX)
+    mml_error(L, "moonml.rec: sparse rows: ptr does not match idx and val");
+  for (int64_t x = 0; x < n; x++)
+    if (ptr[x + 1] < ptr[x] || ptr[x + 1] - ptr[x] > INT32_MAX)
+      mml_error(L, "moonml.rec: sparse rows: ptr decreases at row %d", (int)(x + 1));
+  for (int64_t k = 0; k < nnz; k++)
+    if (idx[k] < 1 || idx[k] > n_cols)
+      mml_error(L, "moonml.rec: sparse rows: index %d out of range 1..%d", (int)idx[k],
+                (int)n_cols);
+  rows_box *b = new_rows(L);
+  mm_rec_rows *r = &b->r;
+  size_t m = n > 0 ? (size_t)n : 1;
+  r->len = calloc(m, sizeof(int32_t));
+  r->idx = calloc(m, sizeof(int32_t *));
+  r->val = calloc(m, sizeof(double *));
+  if (!r->len || !r->idx || !r->val)
+    mml_error(L, "moonml.rec: out of memory");
+  r->n = (int32_t)n; /* from here on the collector frees what is filled */
+  for (int64_t x = 0; x < n; x++) {
+    int64_t len = ptr[x + 1] - ptr[x];
+    if (len == 0)
+      continue;
+    r->idx[x] = malloc(sizeof(int32_t) * (size_t)len);
+    r->val[x] = malloc(sizeof(double) * (size_t)len);
+    if (!r->idx[x] || !r->val[x])
+      mml_error(L, "moonml.rec: out of memory");
+    r->len[x] = (int32_t)len;
+    for (int64_t t = 0; t < len; t++) {
+      r->idx[x][t] = (int32_t)(idx[ptr[x] + t] - 1);
+      r->val[x][t] = val[ptr[x] + t];
+    }
+  }
+  report_rows(L, r);
+  return 1;
+}
+
 static const luaL_Reg rows_methods[] = {
-    {"row", r_row}, {"nnz", r_nnz}, {"bytes", r_bytes}, {NULL, NULL}};
+    {"row", r_row}, {"nnz", r_nnz}, {"bytes", r_bytes}, {"tensors", r_tensors}, {NULL, NULL}};
 
 static const luaL_Reg knn_funcs[] = {{"sims", l_sims},
                                      {"sim_row", l_sim_row},
@@ -430,6 +504,7 @@ static const luaL_Reg knn_funcs[] = {{"sims", l_sims},
                                      {"slope_one_predict", l_slope_one_predict},
                                      {"coclustering_fit", l_coclustering_fit},
                                      {"factor_cosine", l_factor_cosine},
+                                     {"rows_from_tensors", l_rows_from_tensors},
                                      {NULL, NULL}};
 
 void mml_rec_register_knn(lua_State *L, const mml_open_state *st, int table) {

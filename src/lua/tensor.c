@@ -641,6 +641,8 @@ static int t_index(lua_State *L) {
     return 1;
   }
   mm_tensor *t = mml_check_tensor(L, 1, "index");
+  if (mml_test_tensor(L, 2))
+    return mml_index_by_tensor(L, t);
   if (lua_type(L, 2) != LUA_TNUMBER)
     mml_error(L, "moonml.index: a tensor is indexed by an integer or a method name, got %s",
               mml_typename(L, 2));
@@ -660,6 +662,8 @@ static int t_newindex(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "newindex");
   if (lua_type(L, 2) == LUA_TSTRING && mml_tensor_set_property(L, t, lua_tostring(L, 2), 3))
     return 0;
+  if (mml_test_tensor(L, 2))
+    return mml_newindex_by_tensor(L, t);
   if (lua_type(L, 2) != LUA_TNUMBER)
     mml_error(L, "moonml.newindex: tensors take no fields; index with an integer, got %s",
               mml_typename(L, 2));

@@ -14,6 +14,7 @@ function F.softmax(x, dim)
   return ml.softmax(x, dim or -1)
 end
 
+--- log_softmax along dim (default: the last), computed stably.
 function F.log_softmax(x, dim)
   return ml.log_softmax(x, dim or -1)
 end
@@ -46,41 +47,12 @@ function F.dropout(x, p, training)
   return x * keep * (1 / (1 - p))
 end
 
-local function reduce(loss, reduction, fn)
-  reduction = reduction or "mean"
-  if reduction == "mean" then
-    return loss:mean()
-  elseif reduction == "sum" then
-    return loss:sum()
-  elseif reduction == "none" then
-    return loss
-  end
-  error("moonml." .. fn .. ": reduction must be \"mean\", \"sum\" or \"none\", got "
-    .. tostring(reduction), 0)
-end
-
-local function check_pair(fn, input, target)
-  if not ml.is_tensor(input) or not ml.is_tensor(target) then
-    error("moonml." .. fn .. ": expected tensors, got " .. type(input) .. " and " .. type(target), 0)
-  end
-  local a, b = input:shape(), target:shape()
-  if table.concat(a, ",") ~= table.concat(b, ",") then
-    error(string.format("moonml.%s: input shape {%s} and target shape {%s} differ", fn,
-      table.concat(a, ", "), table.concat(b, ", ")), 0)
-  end
-end
-
---- Mean squared error; opts.reduction "mean" (default), "sum" or "none".
-function F.mse_loss(input, target, opts)
-  check_pair("mse_loss", input, target)
-  local d = input - target
-  return reduce(d * d, opts and opts.reduction, "mse_loss")
-end
-
---- Mean absolute error; opts.reduction as mse_loss.
-function F.l1_loss(input, target, opts)
-  check_pair("l1_loss", input, target)
-  return reduce((input - target):abs(), opts and opts.reduction, "l1_loss")
+-- Fused C kernels (forward and backward) under PyTorch's names.
+for _, name in ipairs({ "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+  "adaptive_avg_pool2d", "batch_norm", "layer_norm", "leaky_relu", "elu", "gelu", "softplus",
+  "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+  "binary_cross_entropy_with_logits", "kl_div", "hinge_embedding_loss", "multi_margin_loss" }) do
+  F[name] = ml[name]
 end
 
 return F

@@ -67,6 +67,7 @@ function init.normal_(t, mean, std)
   return fill_from(t, ml.randn(t:shape(), { dtype = t:dtype() }) * std + mean)
 end
 
+--- Fills t with value (no graph is recorded); returns t.
 function init.constant_(t, value)
   check_tensor("constant_", t)
   ml.no_grad(function()
@@ -75,10 +76,12 @@ function init.constant_(t, value)
   return t
 end
 
+--- Fills t with zeros; returns t.
 function init.zeros_(t)
   return init.constant_(t, 0)
 end
 
+--- Fills t with ones; returns t.
 function init.ones_(t)
   return init.constant_(t, 1)
 end

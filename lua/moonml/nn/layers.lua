@@ -1,4 +1,6 @@
---- Small shape and regularisation layers: Flatten, Dropout, Identity.
+--- Small shape and regularisation layers: Flatten, Dropout, Identity (found as
+-- `nn.Flatten` etc.).
+-- @module moonml.nn.layers
 local F = require("moonml.nn.functional")
 local Module = require("moonml.nn.module")
 
@@ -6,14 +8,17 @@ local layers = {}
 
 --- nn.Flatten(start_dim = 2, end_dim = -1): keeps the batch dimension.
 local Flatten = Module:extend("Flatten")
+--- A new Flatten module: dims start_dim (default 2) to end_dim (default -1) become one.
 function Flatten.new(start_dim, end_dim)
   local self = Module.init(Flatten)
   self.start_dim, self.end_dim = start_dim or 2, end_dim or -1
   return self
 end
+--- x flattened from start_dim to end_dim.
 function Flatten:forward(x)
   return x:flatten(self.start_dim, self.end_dim)
 end
+--- "start_dim=<s>, end_dim=<e>"
 function Flatten:extra_repr()
   return string.format("start_dim=%d, end_dim=%d", self.start_dim, self.end_dim)
 end
@@ -21,6 +26,7 @@ layers.Flatten = Flatten
 
 --- nn.Dropout(p = 0.5): active in training mode only.
 local Dropout = Module:extend("Dropout")
+--- A new Dropout module with drop probability p (default 0.5).
 function Dropout.new(p)
   p = p or 0.5
   if type(p) ~= "number" or p < 0 or p > 1 then
@@ -30,9 +36,11 @@ function Dropout.new(p)
   self.p = p
   return self
 end
+--- x with elements zeroed with probability p (scaled by 1/(1-p)) in training mode; x itself in evaluation mode.
 function Dropout:forward(x)
   return F.dropout(x, self.p, self.training)
 end
+--- "p=<p>"
 function Dropout:extra_repr()
   return "p=" .. tostring(self.p)
 end
@@ -40,9 +48,11 @@ layers.Dropout = Dropout
 
 --- nn.Identity(): returns its input.
 local Identity = Module:extend("Identity")
+--- A new Identity module.
 function Identity.new()
   return Module.init(Identity)
 end
+--- x itself.
 function Identity:forward(x)
   return x
 end

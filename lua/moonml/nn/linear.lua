@@ -14,6 +14,8 @@ local function check_size(v, what)
   end
 end
 
+--- A new Linear layer: weight out_features x in_features, bias out_features (unless
+-- {bias = false}); {dtype = "float64"} for double precision.
 function Linear.new(in_features, out_features, opts)
   check_size(in_features, "in_features")
   check_size(out_features, "out_features")
@@ -30,6 +32,7 @@ function Linear.new(in_features, out_features, opts)
   return self
 end
 
+--- x W^T + b for x of shape [..., in_features].
 function Linear:forward(x)
   if not ml.is_tensor(x) then
     error("moonml.nn.Linear: expected a tensor input, got " .. type(x), 0)
@@ -49,6 +52,7 @@ function Linear:forward(x)
   return y
 end
 
+--- "<in> -> <out>" (", no bias" without one).
 function Linear:extra_repr()
   return string.format("%d -> %d%s", self.in_features, self.out_features,
     self.bias == nil and ", no bias" or "")

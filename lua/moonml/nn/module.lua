@@ -39,6 +39,7 @@ function Module.__call(self, ...)
   return self:forward(...)
 end
 
+--- The module's computation; every subclass defines it. `m(x)` calls it.
 function Module:forward()
   error("moonml.nn." .. self.__name .. ": forward is not defined for this module", 0)
 end

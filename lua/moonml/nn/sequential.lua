@@ -5,6 +5,7 @@ local Module = require("moonml.nn.module")
 
 local Sequential = Module:extend("Sequential")
 
+--- A new Sequential of the given modules, in order: `nn.Sequential(m1, m2, ...)`.
 function Sequential.new(...)
   local self = Module.init(Sequential)
   for _, m in ipairs({ ... }) do
@@ -29,6 +30,7 @@ function Sequential:len()
 end
 Sequential.__len = Sequential.len
 
+--- Each child on the previous one's output; an error names the child that failed.
 function Sequential:forward(x, ...)
   for i = 1, #self._modules do
     local child = self[i]

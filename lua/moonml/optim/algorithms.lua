@@ -1,5 +1,6 @@
 --- The optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, with PyTorch 1.13's options and
--- defaults. Each step runs one fused C update per parameter.
+-- defaults. Each step runs one fused C update per parameter. Found as `optim.SGD` etc.
+-- @module moonml.optim.algorithms
 local ml = require("moonml")
 local Optimizer = require("moonml.optim.optimizer")
 
@@ -10,6 +11,7 @@ local algorithms = {}
 -- maximize = false})
 local SGD = Optimizer.extend("SGD", { momentum = 0, dampening = 0, weight_decay = 0,
   nesterov = false, maximize = false }, { lr = true })
+--- Checks a group's SGD options (fail(msg) raises the error).
 function SGD.check(g, fail)
   if g.nesterov and (g.momentum <= 0 or g.dampening ~= 0) then
     fail("Nesterov momentum requires a momentum and zero dampening")
@@ -18,6 +20,7 @@ function SGD.check(g, fail)
     fail("momentum and weight_decay must be non-negative")
   end
 end
+--- One parameter's SGD step (group g, parameter p, its gradient and state s).
 function SGD:update(g, p, grad, s)
   local first = false
   if g.momentum ~= 0 and s.momentum_buffer == nil then
@@ -75,11 +78,13 @@ algorithms.AdamW = AdamW
 -- centered = false, maximize = false})
 local RMSprop = Optimizer.extend("RMSprop", { lr = 1e-2, alpha = 0.99, eps = 1e-8,
   weight_decay = 0, momentum = 0, centered = false, maximize = false })
+--- Checks a group's RMSprop options.
 function RMSprop.check(g, fail)
   if g.alpha < 0 or g.eps < 0 or g.momentum < 0 or g.weight_decay < 0 then
     fail("alpha, eps, momentum and weight_decay must be non-negative")
   end
 end
+--- One parameter's RMSprop step.
 function RMSprop:update(g, p, grad, s)
   if s.square_avg == nil then
     s.step = 0
@@ -101,11 +106,13 @@ algorithms.RMSprop = RMSprop
 -- initial_accumulator_value = 0, eps = 1e-10, maximize = false})
 local Adagrad = Optimizer.extend("Adagrad", { lr = 1e-2, lr_decay = 0, weight_decay = 0,
   initial_accumulator_value = 0, eps = 1e-10, maximize = false })
+--- Checks a group's Adagrad options.
 function Adagrad.check(g, fail)
   if g.lr_decay < 0 or g.weight_decay < 0 or g.initial_accumulator_value < 0 or g.eps < 0 then
     fail("lr_decay, weight_decay, initial_accumulator_value and eps must be non-negative")
   end
 end
+--- One parameter's Adagrad step.
 function Adagrad:update(g, p, grad, s)
   if s.sum == nil then
     s.step = 0

@@ -1,6 +1,7 @@
 --- Learning-rate schedules with PyTorch 1.13's (chainable) formulas: StepLR,
 -- ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau. Call `scheduler:step()` once per
 -- epoch after the optimizer's steps (ReduceLROnPlateau: `scheduler:step(metric)`).
+-- @module moonml.optim.lr_scheduler
 local Module = {}
 
 local function fail(name, msg)
@@ -33,6 +34,7 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
   setmetatable(cls, { __call = function(c, opt, opts)
     return c.new(opt, opts)
   end })
+--- A new schedule over an optimizer's groups (sets the first epoch's rates).
   function cls.new(opt, opts)
     check_optimizer(name, opt)
     opts = check_opts(name, opts, allowed)
@@ -45,6 +47,7 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
     self:step()
     return self
   end
+--- Moves to the next epoch and sets every group's lr.
   function cls:step()
     self.last_epoch = self.last_epoch + 1
     local lrs = get_lr(self)
@@ -58,6 +61,7 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
   function cls:get_last_lr()
     return { table.unpack(self._last_lr) }
   end
+--- The schedule's state (everything but the optimizer), to resume a run.
   function cls:state_dict()
     local sd = {}
     for k, v in pairs(self) do
@@ -67,6 +71,7 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
     end
     return sd
   end
+--- Restores a state_dict(); returns self.
   function cls:load_state_dict(sd)
     for k, v in pairs(sd) do
       self[k] = type(v) == "table" and { table.unpack(v) } or v
@@ -148,6 +153,7 @@ Plateau.__index = Plateau
 setmetatable(Plateau, { __call = function(c, opt, opts)
   return c.new(opt, opts)
 end })
+--- A new ReduceLROnPlateau over an optimizer (see the options above).
 function Plateau.new(opt, opts)
   check_optimizer("ReduceLROnPlateau", opt)
   opts = check_opts("ReduceLROnPlateau", opts, { mode = true, factor = true, patience = true,
@@ -175,6 +181,7 @@ function Plateau.new(opt, opts)
   return self
 end
 
+--- Is metric a better than the best so far (by mode and threshold)?
 function Plateau:is_better(a)
   local rel = self.threshold_mode == "rel"
   if self.mode == "min" then
@@ -183,6 +190,8 @@ function Plateau:is_better(a)
   return a > (rel and self.best * (1 + self.threshold) or self.best + self.threshold)
 end
 
+--- Takes the epoch's metric; after patience epochs without improvement multiplies
+-- every group's lr by factor (not below min_lr).
 function Plateau:step(metric)
   if type(metric) ~= "number" then
     fail("ReduceLROnPlateau", "step needs the metric (a number), got " .. type(metric), 3)
@@ -210,6 +219,7 @@ function Plateau:step(metric)
   end
 end
 
+--- The current learning rates, one per group.
 function Plateau:get_last_lr()
   local out = {}
   for i, g in ipairs(self.optimizer.param_groups) do
@@ -218,6 +228,7 @@ function Plateau:get_last_lr()
   return out
 end
 
+--- The schedule's state (everything but the optimizer).
 function Plateau:state_dict()
   local sd = {}
   for k, v in pairs(self) do
@@ -228,6 +239,7 @@ function Plateau:state_dict()
   return sd
 end
 
+--- Restores a state_dict(); returns self.
 function Plateau:load_state_dict(sd)
   for k, v in pairs(sd) do
     self[k] = type(v) == "table" and { table.unpack(v) } or v

@@ -20,6 +20,7 @@ function Optimizer.extend(name, defaults, required)
   cls.defaults = defaults
   cls.required = required or {}
   cls.__tostring = Optimizer.__tostring
+--- A new optimizer of this class over params (a list of tensors or of groups).
   function cls.new(params, opts)
     return Optimizer.init(cls, params, opts)
   end

@@ -19,12 +19,19 @@
 -- The base class does the rest: raw-id look-ups, the fallback to the train set's mean
 -- for impossible predictions (details.was_impossible = true, details.reason), clipping
 -- to the rating scale, batches, test, recommend, tostring and error messages.
+--
+-- To be saved (m:save, rec.load_model) a class declares what _fit leaves on the model
+-- with `base.persist(cls, {tensors = ..., arrays = ..., rows = ..., values = ...,
+-- restore = ...})`, or defines `_state()` and `_from_state(tensors, values, train, bad)`.
 -- @module moonml.rec.base
 local core = require("moonml.core")
 local data = require("moonml.rec.data")
 local C = core._rec
 
 local base = {}
+
+--- Every algorithm class by name (rec.load_model finds a saved model's class here).
+base.classes = {}
 
 local Algo = {}
 Algo.__index = Algo
@@ -101,6 +108,7 @@ function base.class(name, spec)
     end
     return self
   end
+  base.classes[name] = cls
   return cls
 end
 
@@ -462,6 +470,7 @@ function base.mf_estimate_many(self, us, is)
   return est, imp
 end
 
+--- _scores for the factor models: every item's estimate for user u, in C.
 function base.mf_scores(self, u)
   return C.scores(self, self.trainset_store, u)
 end
@@ -484,6 +493,159 @@ function base.mf_similar(self, what, x)
     ids[j] = j
   end
   return ids, sims
+end
+
+-- ------------------------------------------------------------------ saving fitted models
+
+--- Saves the fitted model to a safetensors file: its arrays as tensors, everything else
+-- (class, parameters, raw ids, scale, mean) as JSON in the file's metadata. Load it with
+-- `rec.load_model(path)`; the loaded model predicts and recommends exactly as this one.
+-- The train set's ratings are kept too (recommend leaves out seen items, the k-NN and
+-- SlopeOne estimates read them). The save is atomic.
+-- @tparam string path
+function Algo:save(path)
+  return require("moonml.rec.persist").save(self, path)
+end
+
+--- What a fitted model keeps beyond the common state: `tensors, values = m:_state()`,
+-- tensors by name and a table of JSON values. Classes declare it with base.persist (or
+-- define _state and _from_state themselves); one that does not cannot be saved.
+function Algo:_state()
+  fail(self, "save", "%s does not say what its fitted state is (base.persist), so it " ..
+    "cannot be saved", self.name)
+end
+
+-- Shape specs of base.persist: "float32[users,k]" -> dtype, {dims}, optional.
+local function parse_spec(spec)
+  local dtype, dims, opt = spec:match("^(%w+)%[([^%]]*)%](%??)$")
+  assert(dtype, "base.persist: bad spec " .. spec)
+  local list = {}
+  for d in dims:gmatch("[^,]+") do
+    list[#list + 1] = d
+  end
+  return dtype, list, opt == "?"
+end
+
+-- The size a dim name stands for: users, items, x / y (users / items, swapped when
+-- item-based), a number, a field of the model, or a product "a*b" of those.
+local function dim_size(self, train, d)
+  local product = 1
+  for part in d:gmatch("[^*]+") do
+    local nu, ni = train.store:space()
+    local v
+    if part == "users" then
+      v = nu
+    elseif part == "items" then
+      v = ni
+    elseif part == "x" then
+      v = self.user_based == false and ni or nu
+    elseif part == "y" then
+      v = self.user_based == false and nu or ni
+    else
+      v = tonumber(part) or self[part]
+    end
+    if math.type(v) ~= "integer" then
+      return nil
+    end
+    product = product * v
+  end
+  return product
+end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t or {}) do
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  return keys
+end
+
+--- Declares what `_fit` leaves on a model of class `cls`, so that m:save and
+-- rec.load_model keep it. Fields by kind, each with the shape it must have:
+--
+--     tensors = {pu = "float32[users,k]", bu = "float64[users]", means = "float64[x]?"}
+--     arrays  = {cltr_u = "int64[users]", avg_co = "float64[n_cltr_u*n_cltr_i]"}
+--               (Lua arrays of numbers, kept as tensors)
+--     rows    = {sims = "x"}  (sparse rows from the C kernels, n x n, kept as CSR tensors)
+--     values  = {"k", "user_based"}  (numbers, booleans, strings)
+--     restore = function(self, train, bad) ... end  (what follows from the train set, e.g.
+--               self.trainset_store = train.store; bad(fmt, ...) raises the load error)
+--
+-- Dims: users, items, x and y (users and items, swapped when self.user_based is false),
+-- numbers, fields of the model (k), products (a*b). A trailing "?" marks a field _fit may
+-- leave nil. Loading checks every dtype and shape before the model is used, so a file
+-- that does not fit gives an error, not a wrong answer.
+function base.persist(cls, spec)
+  local tensors, arrays, rows = spec.tensors or {}, spec.arrays or {}, spec.rows or {}
+  local values = spec.values or {}
+
+  function cls:_state()
+    local out, vals = {}, {}
+    for _, name in ipairs(sorted_keys(tensors)) do
+      out[name] = self[name]
+    end
+    for _, name in ipairs(sorted_keys(arrays)) do
+      local a = self[name]
+      if a ~= nil then
+        local dtype = parse_spec(arrays[name])
+        out[name] = #a == 0 and core.zeros(0, { dtype = dtype }) or core.tensor(a, dtype)
+      end
+    end
+    for _, name in ipairs(sorted_keys(rows)) do
+      if self[name] ~= nil then
+        out[name .. ".ptr"], out[name .. ".idx"], out[name .. ".val"] = self[name]:tensors()
+      end
+    end
+    for _, name in ipairs(values) do
+      vals[name] = self[name]
+    end
+    return out, vals
+  end
+
+  function cls:_from_state(saved, vals, train, bad)
+    for _, name in ipairs(values) do
+      self[name] = vals[name]
+    end
+    local function check(name, t, spec_text)
+      local dtype, dims, optional = parse_spec(spec_text)
+      if t == nil then
+        if not optional then
+          bad("the tensor '%s' is missing", name)
+        end
+        return nil
+      end
+      local want = {}
+      for k, d in ipairs(dims) do
+        want[k] = dim_size(self, train, d) or -1
+      end
+      local got = t:shape()
+      if t:dtype() ~= dtype or table.concat(got, ",") ~= table.concat(want, ",") then
+        bad("'%s' should be %s of shape [%s], the file has %s of shape [%s]", name, dtype,
+          table.concat(want, ", "), t:dtype(), table.concat(got, ", "))
+      end
+      return t
+    end
+    for _, name in ipairs(sorted_keys(tensors)) do
+      self[name] = check(name, saved[name], tensors[name])
+    end
+    for _, name in ipairs(sorted_keys(arrays)) do
+      local t = check(name, saved[name], arrays[name])
+      self[name] = t and t:totable()
+    end
+    for _, name in ipairs(sorted_keys(rows)) do
+      local n = dim_size(self, train, rows[name]) or bad("no size for the rows '%s'", name)
+      local p = check(name .. ".ptr", saved[name .. ".ptr"], "int64[" .. (n + 1) .. "]")
+      local ok, r = pcall(C.rows_from_tensors, p, saved[name .. ".idx"], saved[name .. ".val"], n)
+      if not ok then
+        bad("'%s': %s", name, (tostring(r):gsub("^moonml%.rec: ", "")))
+      end
+      self[name] = r
+    end
+    if spec.restore then
+      spec.restore(self, train, bad)
+    end
+  end
 end
 
 base.C = C

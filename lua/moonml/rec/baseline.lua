@@ -53,6 +53,11 @@ end
 
 BaselineOnly._estimate_many = base.mf_estimate_many
 BaselineOnly._scores = base.mf_scores
+base.persist(BaselineOnly, {
+  tensors = { bu = "float64[users]", bi = "float64[items]" },
+  values = { "biased", "k" },
+  restore = function(self, train) self.trainset_store = train.store end,
+})
 baseline.BaselineOnly = BaselineOnly
 
 return baseline

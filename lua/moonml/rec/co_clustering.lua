@@ -21,13 +21,8 @@ local CoClustering = base.class("CoClustering", {
   },
 })
 
-function CoClustering:_fit(train)
-  local store = train.store
-  local m = C.coclustering_fit(store, self.mu, self.n_cltr_u, self.n_cltr_i, self.n_epochs,
-    self.random_state)
-  for k, v in pairs(m) do
-    self[k] = v
-  end
+-- Which users and items have ratings in the train set.
+local function set_known(self, store)
   local nu, ni = store:space()
   local ku, ki = {}, {}
   for u = 1, nu do
@@ -37,6 +32,16 @@ function CoClustering:_fit(train)
     ki[i] = store:item_count(i) > 0
   end
   self.user_known, self.item_known = ku, ki
+end
+
+function CoClustering:_fit(train)
+  local store = train.store
+  local m = C.coclustering_fit(store, self.mu, self.n_cltr_u, self.n_cltr_i, self.n_epochs,
+    self.random_state)
+  for k, v in pairs(m) do
+    self[k] = v
+  end
+  set_known(self, store)
 end
 
 function CoClustering:_estimate_many(us, is)
@@ -57,5 +62,21 @@ function CoClustering:_estimate_many(us, is)
   end
   return est, imp
 end
+
+base.persist(CoClustering, {
+  arrays = { cltr_u = "int64[users]", cltr_i = "int64[items]", user_mean = "float64[users]",
+    item_mean = "float64[items]", avg_u = "float64[n_cltr_u]", avg_i = "float64[n_cltr_i]",
+    avg_co = "float64[n_cltr_u*n_cltr_i]" },
+  restore = function(self, train, bad)
+    for _, c in ipairs({ { self.cltr_u, self.n_cltr_u }, { self.cltr_i, self.n_cltr_i } }) do
+      for _, x in ipairs(c[1]) do
+        if x < 1 or x > c[2] then
+          bad("cluster %d out of range 1..%d", x, c[2])
+        end
+      end
+    end
+    set_known(self, train.store)
+  end,
+})
 
 return CoClustering

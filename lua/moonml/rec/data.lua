@@ -47,6 +47,7 @@ end
 local IdMap = {}
 IdMap.__index = IdMap
 
+--- A new empty map between raw ids and inner ids.
 function data.IdMap()
   return setmetatable({ users = {}, items = {}, uindex = {}, iindex = {} }, IdMap)
 end
@@ -62,13 +63,16 @@ local function add(list, index, raw)
   return inner
 end
 
+--- The inner id of a raw user id, added when new.
 function IdMap:add_user(raw) return add(self.users, self.uindex, raw) end
+--- The inner id of a raw item id, added when new.
 function IdMap:add_item(raw) return add(self.items, self.iindex, raw) end
 --- Inner id (1-based) of a raw user id in this id space, or nil.
 function IdMap:user(raw)
   local k = key(raw)
   return k ~= nil and self.uindex[k] or nil
 end
+--- Inner id (1-based) of a raw item id in this id space, or nil.
 function IdMap:item(raw)
   local k = key(raw)
   return k ~= nil and self.iindex[k] or nil
@@ -89,6 +93,7 @@ local function new_set(store, ids, scale, fields)
 end
 data.new_set = new_set
 
+--- Is x a rating set?
 function data.is_set(x)
   return getmetatable(x) == RatingSet
 end
@@ -105,8 +110,9 @@ local function stats(self)
   return self._stats
 end
 
---- Users and items that have ratings in this set.
+--- Users that have ratings in this set.
 function RatingSet:n_users() return stats(self).n_users end
+--- Items that have ratings in this set.
 function RatingSet:n_items() return stats(self).n_items end
 --- Mean of the ratings (NaN when empty).
 function RatingSet:global_mean() return stats(self).mean end
@@ -116,7 +122,7 @@ function RatingSet:has_timestamps()
   return ts
 end
 
---- Inner id (1-based) of a raw user/item id with ratings in this set, or nil.
+--- Inner id (1-based) of a raw user id with ratings in this set, or nil.
 function RatingSet:inner_user(raw)
   local u = self.ids:user(raw)
   if u and self.store:user_count(u) > 0 then
@@ -124,6 +130,7 @@ function RatingSet:inner_user(raw)
   end
   return nil
 end
+--- Inner id (1-based) of a raw item id with ratings in this set, or nil.
 function RatingSet:inner_item(raw)
   local i = self.ids:item(raw)
   if i and self.store:item_count(i) > 0 then
@@ -131,10 +138,13 @@ function RatingSet:inner_item(raw)
   end
   return nil
 end
+--- Does the user have ratings in this set?
 function RatingSet:knows_user(raw) return self:inner_user(raw) ~= nil end
+--- Does the item have ratings in this set?
 function RatingSet:knows_item(raw) return self:inner_item(raw) ~= nil end
 --- Raw id of an inner id.
 function RatingSet:raw_user(inner) return self.ids.users[inner] end
+--- Raw id of an inner item id.
 function RatingSet:raw_item(inner) return self.ids.items[inner] end
 
 --- Rating k: raw user, raw item, rating, timestamp (nil without timestamps).
@@ -179,6 +189,7 @@ function RatingSet:users()
   end
   return out
 end
+--- Raw ids of the items with ratings in this set, in inner-id order.
 function RatingSet:items()
   local out = {}
   for i = 1, #self.ids.items do

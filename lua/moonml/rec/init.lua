@@ -1,11 +1,11 @@
 --- moonml.rec: rating prediction and recommendation with Surprise's algorithms.
 --
---   local rec = require("moonml").rec
---   local data = rec.load("ml-100k/u.data", {format = "movielens-100k"})
---   local train, test = data:split{test = 0.2, seed = 1}
---   local svd = rec.SVD{n_factors = 100, random_state = 1}:fit(train)
---   print(rec.rmse(svd, test))
---   local ids, scores = svd:recommend(196, 10)  -- seen items left out
+--     local rec = require("moonml").rec
+--     local data = rec.load("ml-100k/u.data", {format = "movielens-100k"})
+--     local train, test = data:split{test = 0.2, seed = 1}
+--     local svd = rec.SVD{n_factors = 100, random_state = 1}:fit(train)
+--     print(rec.rmse(svd, test))
+--     local ids, scores = svd:recommend(196, 10)  -- seen items left out
 --
 -- Data: load (MovieLens 100k / 1M / latest CSV, generic delimited files), from_table,
 -- from_tensors, folds_from_file, predefined_folds; splits on the set (split, folds,
@@ -52,6 +52,7 @@ rec.KNNWithMeans = knns.KNNWithMeans
 rec.KNNWithZScore = knns.KNNWithZScore
 rec.KNNBaseline = knns.KNNBaseline
 rec.SlopeOne = require("moonml.rec.slope_one")
+rec.NeuMF = require("moonml.rec.neumf")
 rec.CoClustering = require("moonml.rec.co_clustering")
 rec.compute_baselines = baseline.compute
 
@@ -72,5 +73,7 @@ rec.auc = ranking.auc
 rec.coverage = ranking.coverage
 
 rec.base = require("moonml.rec.base")
+--- `rec.load_model(path)`: a model saved with `m:save(path)` (moonml.rec.persist).
+rec.load_model = require("moonml.rec.persist").load_model
 
 return rec

@@ -1,8 +1,8 @@
 --- The k-NN family with Surprise's definitions and defaults (prediction_algorithms/knns.py):
 -- KNNBasic, KNNWithMeans, KNNWithZScore and KNNBaseline.
 --
---   rec.KNNBasic{k = 40, min_k = 1, sim_options = {name = "msd", user_based = true,
---     min_support = 1, shrinkage = 100}, bsl_options = {}}
+--     rec.KNNBasic{k = 40, min_k = 1, sim_options = {name = "msd", user_based = true,
+--       min_support = 1, shrinkage = 100}, bsl_options = {}}
 --
 -- sim_options.name is "msd" (default), "cosine", "pearson" or "pearson_baseline"
 -- (surprise/similarities.pyx; shrinkage is used by pearson_baseline only, which also
@@ -164,6 +164,24 @@ local function make(name, kind)
     return C.sim_row(self.store, not self.user_based, so.name, so.min_support, so.shrinkage,
       self.mu, self.by, self.bx, x)
   end
+
+  base.persist(cls, {
+    tensors = { bu = "float64[users]?", bi = "float64[items]?", means = "float64[x]?",
+      sigmas = "float64[x]?" },
+    values = { "user_based" },
+    rows = { sims = "x" },
+    restore = function(self, train, bad)
+      if type(self.user_based) ~= "boolean" then
+        bad("user_based must be a boolean")
+      end
+      self.store = train.store
+      if self.user_based then
+        self.bx, self.by = self.bu, self.bi
+      else
+        self.bx, self.by = self.bi, self.bu
+      end
+    end,
+  })
 
   return cls
 end

@@ -100,6 +100,12 @@ end
 SVD._estimate_many = base.mf_estimate_many
 SVD._scores = base.mf_scores
 SVD._similar = base.mf_similar
+base.persist(SVD, {
+  tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
+    qi = "float32[items,k]" },
+  values = { "k" },
+  restore = function(self, train) self.trainset_store = train.store end,
+})
 mf.SVD = SVD
 
 -- ------------------------------------------------------------------ SVD++
@@ -146,6 +152,12 @@ end
 SVDpp._estimate_many = base.mf_estimate_many
 SVDpp._scores = base.mf_scores
 SVDpp._similar = base.mf_similar
+base.persist(SVDpp, {
+  tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
+    qi = "float32[items,k]", yj = "float32[items,k]", imp = "float32[users,k]" },
+  values = { "k" },
+  restore = function(self, train) self.trainset_store = train.store end,
+})
 mf.SVDpp = SVDpp
 
 -- ------------------------------------------------------------------ NMF
@@ -190,6 +202,12 @@ end
 NMF._estimate_many = base.mf_estimate_many
 NMF._scores = base.mf_scores
 NMF._similar = base.mf_similar
+base.persist(NMF, {
+  tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
+    qi = "float32[items,k]" },
+  values = { "k" },
+  restore = function(self, train) self.trainset_store = train.store end,
+})
 mf.NMF = NMF
 
 return mf

@@ -34,4 +34,10 @@ function SlopeOne:_scores(u)
   return C.slope_one_scores(self.dev, self.store, u, self.user_mean)
 end
 
+base.persist(SlopeOne, {
+  tensors = { user_mean = "float64[users]" },
+  rows = { dev = "items" },
+  restore = function(self, train) self.store = train.store end,
+})
+
 return SlopeOne
