@@ -81,17 +81,25 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
   if (ndim < 0 || ndim > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: %d dimensions given, at most %d supported", op, ndim,
                    MM_MAX_DIMS);
-  int64_t limit = MM_MAX_BYTES / (int64_t)mm_dtype_size(dt);
-  int64_t n = 1;
+  int64_t esize = (int64_t)mm_dtype_size(dt), limit = MM_MAX_BYTES / esize;
+  /* The product of the nonzero sizes must fit in bytes even next to a 0 (an empty tensor
+   * of shape [0, 2^31, 2^31, 2^31]), or its strides would overflow. */
+  int64_t nonzero = 1;
+  bool empty = false;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
       return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
                      d + 1);
-    if (shape[d] > 0 && n > limit / shape[d])
+    if (shape[d] == 0)
+      empty = true;
+    else if (nonzero > INT64_MAX / esize / shape[d])
       return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
-    n *= shape[d];
+    else
+      nonzero *= shape[d];
   }
-  return n;
+  if (!empty && nonzero > limit)
+    return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
+  return empty ? 0 : nonzero;
 }
 
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape) {
