@@ -23,6 +23,9 @@ simple("Tanh", F.tanh)
 local function along_dim(name, fn)
   local cls = Module:extend(name)
   function cls.new(dim)
+    if dim ~= nil and (math.type(dim) ~= "integer" or dim == 0) then
+      error("moonml.nn." .. name .. ": dim must be a nonzero integer, got " .. tostring(dim), 0)
+    end
     local self = Module.init(cls)
     self.dim = dim or -1
     return self
