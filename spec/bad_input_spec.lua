@@ -565,3 +565,208 @@ describe("bad input #badinput", function()
     assert.are.equal(0.1, sgd.param_groups[1].lr)
   end)
 end)
+
+------------------------------------------------------------------ IEEE values and empty tensors
+
+-- PyTorch 1.13's results (checked with torch on this machine when written), or closed
+-- forms: moonml follows IEEE as PyTorch does (DESIGN.md, "Errors").
+describe("empty tensors, NaN and infinities give PyTorch's results", function()
+  local e, e20 = ml.zeros(0), ml.zeros(2, 0)
+
+  it("in reductions of empty tensors", function()
+    h.assert_close(e:sum(), 0)
+    h.assert_close(e:mean(), NAN)
+    h.assert_close(e:prod(), 1)
+    h.assert_close(e:var(), NAN)
+    h.assert_close(e:norm(), 0)
+    h.assert_close(e:logsumexp(1), -INF)
+    h.assert_close(e20:sum(2), { 0, 0 })
+    h.assert_close(e20:mean(2), { NAN, NAN })
+    h.assert_close(e20:prod(2), { 1, 1 })
+    h.assert_close(ml.tensor({ 3 }):std(), NAN) -- one sample, correction 1
+    -- no identity for max/argmax: PyTorch raises, and so does moonml
+    h.assert_error("moonml.max:", "empty", ml.max, e)
+    h.assert_error("moonml.argmax:", "empty", ml.argmax, e)
+    h.assert_error("moonml.max:", "size 0", ml.max, e20, 2)
+  end)
+
+  it("in the other ops on empty tensors", function()
+    h.assert_close(ml.zeros(2, 0):matmul(ml.zeros(0, 3)), ml.zeros(2, 3))
+    h.assert_close(e:dot(e), 0)
+    h.assert_close(e:cumsum(1), {})
+    h.assert_close(e:softmax(1), {})
+    local v, i = e:sort()
+    assert.are.same({ { 0 }, { 0 }, "int64" }, { v:shape(), i:shape(), i:dtype() })
+    v, i = e:topk(0)
+    assert.are.same({ { 0 }, { 0 } }, { v:shape(), i:shape() })
+    h.assert_close(e:unique(), {})
+    h.assert_close(ml.cat({ e, ml.tensor({ 1 }) }), { 1 })
+    h.assert_close(e + 1, {})
+    h.assert_close(e20:t(), ml.zeros(0, 2))
+  end)
+
+  it("with NaN", function()
+    local xn = ml.tensor({ 1, NAN, 3 })
+    h.assert_close(xn:max(), NAN) -- NaN propagates through max and min
+    h.assert_close(xn:min(), NAN)
+    assert.are.equal(2, xn:argmax():item()) -- the NaN's position, 1-based
+    h.assert_close(xn:sum(), NAN)
+    local v, i = xn:sort()
+    h.assert_close(v, { 1, 3, NAN }) -- NaN sorts last ascending ...
+    h.assert_close(i, ml.tensor({ 1, 3, 2 }, "int64"))
+    v = xn:sort(1, { descending = true })
+    h.assert_close(v, { NAN, 3, 1 }) -- ... and first descending
+    v, i = xn:topk(1)
+    h.assert_close(v, { NAN })
+    assert.are.equal(2, i[1])
+    h.assert_close(ml.maximum(xn, ml.full({ 3 }, 2)), { 2, NAN, 3 })
+    h.assert_close(xn:clamp(0, 2), { 1, NAN, 2 })
+    h.assert_close(xn:relu(), { 1, NAN, 3 })
+    h.assert_close(ml.tensor({ NAN, -0.0, 2 }):sign(), { 0, 0, 1 })
+    assert.is_false(xn:allclose(xn))
+    assert.is_true(xn:allclose(xn, { equal_nan = true }))
+    h.assert_close(xn:eq(xn), { true, false, true })
+    h.assert_close(ml.tensor({ { NAN, 0 } }):matmul(ml.tensor({ { 0 }, { 1 } })), { { NAN } })
+    h.assert_close(ml.tensor({ NAN, 1 }):norm(INF), NAN)
+    -- float -> int64 of NaN is INT64_MIN in PyTorch (x86's conversion); no UB here
+    assert.are.equal(math.mininteger, xn:long()[2])
+  end)
+
+  it("with infinities", function()
+    h.assert_close(ml.tensor({ -INF, INF }):sigmoid(), { 0, 1 })
+    h.assert_close(ml.tensor({ -INF, INF }):tanh(), { -1, 1 })
+    h.assert_close(ml.tensor({ -INF, INF, NAN }):exp(), { 0, INF, NAN })
+    h.assert_close(ml.tensor({ 0, -1, INF }):log(), { -INF, NAN, INF })
+    h.assert_close(ml.tensor({ -1, INF }):sqrt(), { NAN, INF })
+    h.assert_close(ml.tensor({ 0, -0.0, INF }):rsqrt(), { INF, -INF, 0 })
+    h.assert_close(ml.tensor({ 1, -1, 0 }) / 0, { INF, -INF, NAN })
+    h.assert_close(ml.tensor({ 1, 2 }, "int64") / 0, { INF, INF }) -- true division
+    h.assert_close(ml.tensor({ INF, 1 }):softmax(1), { NAN, NAN })
+    h.assert_close(ml.tensor({ -INF, 0 }):softmax(1), { 0, 1 })
+    h.assert_close(ml.tensor({ -INF, -INF }):softmax(1), { NAN, NAN })
+    h.assert_close(ml.tensor({ -INF, 0 }):log_softmax(1), { -INF, 0 })
+    h.assert_close(ml.tensor({ -INF, -INF }):logsumexp(1), -INF)
+    h.assert_close(ml.tensor({ INF, 1 }):logsumexp(1), INF)
+    h.assert_close(ml.tensor({ INF, 1 }):norm(), INF)
+    h.assert_close(ml.tensor({ INF, -INF, 1 }):cumsum(1), { INF, NAN, NAN })
+    h.assert_close(ml.tensor({ 0, INF }):cumprod(1), { 0, NAN })
+    h.assert_close(ml.tensor({ 0, -8, NAN }):pow(ml.tensor({ 0, 1 / 3, 0 })), { 1, NAN, 1 })
+    h.assert_close(ml.tensor({ INF, -INF, NAN }):floor(), { INF, -INF, NAN })
+    h.assert_close(ml.tensor({ 0.5, 1.5, 2.5, -0.5 }):round(), { 0, 2, 2, -0.0 }) -- half to even
+    h.assert_close(ml.tensor({ INF, -INF }):mean(), NAN)
+    h.assert_close(ml.tensor({ INF, 1 }):var(), NAN)
+    h.assert_close(ml.lerp(ml.tensor({ INF }), ml.tensor({ 1 }), 0.5), { INF })
+    h.assert_close(ml.tensor({ { INF, 1 } }):matmul(ml.tensor({ { 0 }, { 1 } })), { { NAN } }) -- inf * 0
+  end)
+end)
+
+------------------------------------------------------------------ values that must be valid
+
+describe("NaN and infinity are errors where a value must be valid", function()
+  it("in sizes", function()
+    for _, n in ipairs({ NAN, INF, -INF, 2.5 }) do
+      h.assert_error("moonml.zeros:", nil, ml.zeros, n)
+      h.assert_error("moonml.zeros:", nil, ml.zeros, { 2, n })
+      h.assert_error("moonml.view:", nil, ml.view, x, n, -1)
+      h.assert_error("moonml.randperm:", nil, ml.randperm, n)
+    end
+  end)
+
+  it("in indices", function()
+    for _, i in ipairs({ NAN, INF, -INF, 1.5 }) do
+      h.assert_error("moonml.index_select:", nil, ml.index_select, x, 1, ml.tensor({ i }))
+      h.assert_error("moonml.gather:", nil, ml.gather, x, 1, ml.tensor({ { i, 1, 1 } }))
+      h.assert_error("moonml.get:", nil, ml.get, x, i, 1)
+      h.assert_error("moonml.nn.Embedding:", nil, nn.Embedding(4, 2), ml.tensor({ i }))
+    end
+  end)
+
+  it("in ratings, from tables, tensors and files", function()
+    for _, r in ipairs({ NAN, INF, -INF }) do
+      h.assert_error("moonml.rec.from_table:", "finite", rec.from_table, { { 1, 1, 4 }, { 1, 2, r } })
+      h.assert_error("moonml.rec.from_tensors:", nil, rec.from_tensors, ml.tensor({ 1, 2 }), ml.tensor({ 1, 1 }),
+        ml.tensor({ 3, r }))
+    end
+    local path = os.tmpname()
+    for _, spelling in ipairs({ "nan", "inf", "-inf", "NaN", "1e999" }) do
+      local f = assert(io.open(path, "w"))
+      f:write("1,1,4\n1,2," .. spelling .. "\n")
+      f:close()
+      -- even with skip_bad: the line is well formed, its value wrong
+      h.assert_error("moonml.rec.load:", "not finite", rec.load, path)
+      h.assert_error("moonml.rec.load:", "not finite", rec.load, path, { skip_bad = true })
+    end
+    os.remove(path)
+  end)
+
+  it("in file contents: sizes an IDX header promises must be in the file", function()
+    local path = os.tmpname()
+    local function write(bytes)
+      local f = assert(io.open(path, "wb"))
+      f:write(bytes)
+      f:close()
+    end
+    write(string.pack(">I4I4", 0x0801, 5) .. "abc") -- 5 bytes promised, 3 given
+    h.assert_error("moonml.read_idx:", "truncated", ml.read_idx, path)
+    write(string.pack(">I4I4", 0x0801, 2) .. "abc") -- one too many
+    h.assert_error("moonml.read_idx:", "past", ml.read_idx, path)
+    write(string.pack(">I4I4I4", 0x0802, 0xFFFFFFFF, 0xFFFFFFFF)) -- 2^64 elements
+    h.assert_error("moonml.read_idx:", nil, ml.read_idx, path)
+    os.remove(path)
+  end)
+end)
+
+------------------------------------------------------------------ fuzz findings
+
+-- Inputs libFuzzer found (make fuzz, fuzz/README.md), each fixed; they stay fixed.
+describe("inputs found by fuzzing", function()
+  local path = os.tmpname()
+  local function write(bytes)
+    local f = assert(io.open(path, "wb"))
+    f:write(bytes)
+    f:close()
+  end
+  teardown(function()
+    os.remove(path)
+  end)
+
+  it("IDX: a few bytes claiming a huge tensor are refused before any allocation", function()
+    -- fuzz_idx's first find: the header's shape {0x10000004} was allocated (1 GiB of
+    -- float32) before the read found the data missing. The data must fit in the file now:
+    -- a claim of 2^40 elements says "truncated" instead of trying (and failing) to
+    -- allocate 4 TiB.
+    write(string.pack(">I4I4I4", 0x0D02, 0x100000, 0x100000) .. string.rep("\0", 16))
+    local before = ml.memory_stats().live_bytes
+    h.assert_error("moonml.read_idx:", "truncated", ml.read_idx, path)
+    assert.are.equal(before, ml.memory_stats().live_bytes)
+    -- the same through gzip: deflate expands at most 1032:1, so a 40-byte file cannot
+    -- hold more than ~41 kB
+    local gz = path .. ".gz"
+    assert(os.execute("gzip -c " .. path .. " > " .. gz))
+    h.assert_error("moonml.read_idx:", "truncated", ml.read_idx, gz)
+    os.remove(gz)
+  end)
+
+  it("IDX: an empty shape with huge other dimensions is refused, not given overflowing strides", function()
+    -- fuzz_idx's second find: shape {2, 0, 2^31, 2^31, 2^31} has no elements, so the size
+    -- check passed, and the contiguous strides overflowed int64 (UBSan: signed overflow)
+    write(string.pack(">I4I4I4I4I4I4", 0x0805, 2, 0, 0x80000000, 0x80000000, 0x80000000))
+    h.assert_error("moonml.read_idx:", "too large", ml.read_idx, path)
+    h.assert_error("moonml.zeros:", "too large", ml.zeros, 0, 2 ^ 31, 2 ^ 31, 2 ^ 31)
+    assert.are.same({ 0, 2 ^ 40 }, ml.zeros(0, 2 ^ 40):shape()) -- PyTorch allows this one
+  end)
+
+  it("rating files: an id with a NUL byte is a malformed line", function()
+    -- fuzz_ratings' find: "a\0x" and "a\0y" were two inner ids but one raw id "a"
+    write("a\0x,i,1\na\0y,i,2\nb,i,3\n")
+    h.assert_error("moonml.rec.load:", "NUL", rec.load, path)
+    local loaded = rec.load(path, { skip_bad = true })
+    assert.are.equal(1, loaded:size())
+    assert.are.equal(2, loaded.skipped)
+  end)
+
+  it("rating files: an empty file gives an empty set (UBSan: memcpy from NULL)", function()
+    write("")
+    assert.are.equal(0, rec.load(path):size())
+  end)
+end)
