@@ -14,6 +14,7 @@
 typedef struct {
   mm_ctx *ctx;
   size_t unreported; /* native bytes not yet told to the collector */
+  size_t since_full; /* native bytes allocated since the last full collection */
 } mml_ctx_box;
 
 typedef struct {

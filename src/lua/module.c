@@ -9,6 +9,14 @@
 /* Report native memory to the collector in steps of this size, so that a loop of tiny
  * temporaries does not call lua_gc on every op. */
 #define MML_REPORT_BYTES (64 * 1024)
+/* Lua 5.4's generational mode (the lua5.4 interpreter's default) counts reported bytes
+ * towards minor collections only: a tensor that lived through two of them (an
+ * intermediate of a training step, alive while its own step allocates) becomes old, and
+ * old garbage waits for a major collection, which only the Lua heap's own growth starts.
+ * A 32-64-4 MLP then held 50 MB of dead graphs and tensors. So after as many native
+ * bytes as the heap and the live tensors hold together (at least this many), collect
+ * fully: amortised, a constant cost per byte allocated. */
+#define MML_FULL_MIN_BYTES ((size_t)16 * 1024 * 1024)
 
 mm_ctx *mml_ctx(lua_State *L) {
   return ((mml_ctx_box *)lua_touserdata(L, lua_upvalueindex(1)))->ctx;
@@ -60,11 +68,20 @@ mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
   b->t = t;
   luaL_setmetatable(L, MML_TENSOR_MT);
   mml_ctx_box *cb = lua_touserdata(L, lua_upvalueindex(1));
-  cb->unreported += mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
+  size_t add = mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
+  cb->unreported += add;
+  cb->since_full += add;
   if (cb->unreported >= MML_REPORT_BYTES) {
     int kb = (int)(cb->unreported / 1024);
     cb->unreported -= (size_t)kb * 1024;
     lua_gc(L, LUA_GCSTEP, kb);
+    if (cb->since_full >= MML_FULL_MIN_BYTES) {
+      size_t held = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + mm_ctx_live_bytes(cb->ctx);
+      if (cb->since_full >= held && lua_gc(L, LUA_GCISRUNNING)) { /* not if the user stopped it */
+        cb->since_full = 0;
+        lua_gc(L, LUA_GCCOLLECT);
+      }
+    }
   }
   return t;
 }
@@ -209,6 +226,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   mml_ctx_box *cb = lua_newuserdatauv(L, sizeof *cb, 0);
   cb->ctx = mm_ctx_new();
   cb->unreported = 0;
+  cb->since_full = 0;
   if (!cb->ctx)
     return luaL_error(L, "moonml: out of memory creating the context");
   lua_newtable(L);
