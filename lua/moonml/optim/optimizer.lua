@@ -227,6 +227,14 @@ function Optimizer:load_state_dict(sd)
     end
     local copy = {}
     for k, v in pairs(s) do
+      -- a state tensor (momentum, moments, sums) has its parameter's shape and dtype: a
+      -- wrong one would fail a later step half way through the parameters
+      if ml.is_tensor(v) and (v:dtype() ~= p:dtype()
+          or table.concat(v:shape(), ",") ~= table.concat(p:shape(), ",")) then
+        fail(getmetatable(self), string.format("load_state_dict: state %s of parameter %s has "
+          .. "shape {%s} (%s), the parameter {%s} (%s)", tostring(k), tostring(i),
+          table.concat(v:shape(), ", "), v:dtype(), table.concat(p:shape(), ", "), p:dtype()), 3)
+      end
       copy[k] = ml.is_tensor(v) and v:clone() or v
     end
     state[p] = copy
