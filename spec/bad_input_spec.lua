@@ -566,6 +566,48 @@ describe("bad input #badinput", function()
   end)
 end)
 
+-- The metamethods are not in the walk (they are not called by name): their cases here.
+describe("operators and indexing with bad operands", function()
+  it("raise moonml.<op>: errors", function()
+    local v = ml.ones(3)
+    local cases_ops = {
+      { "moonml.add:", function() return x + "a" end },
+      { "moonml.add:", function() return x + {} end },
+      { "moonml.mul:", function() return "a" * x end },
+      { "moonml.add:", function() return x + v4 end },
+      { "moonml.pow:", function() return x ^ "a" end },
+      { "moonml.neg:", function() return -xb end },
+      { "moonml.index:", function() return x[3] end },
+      { "moonml.index:", function() return x[0] end },
+      { "moonml.index:", function() return x[-3] end },
+      { "moonml.index:", function() return x[1.5] end },
+      { "moonml.index:", function() return x[NAN] end },
+      { "moonml.index:", function() return x[true] end },
+      { "moonml.index:", function() return x[{ 1, 2 }] end },
+      { "moonml.index:", function() return x[ml.tensor({ 3 }, "int64")] end },
+      { "moonml.newindex:", function() v[4] = 1 end },
+      { "moonml.newindex:", function() v[1] = "a" end },
+      { "moonml.newindex:", function() x[1] = v4 end },
+      { "moonml.newindex:", function() x[NAN] = 1 end },
+      { "moonml.newindex:", function() xi[1] = NAN end },
+      { "moonml.newindex:", function() x.foo = 1 end },
+      { "moonml.requires_grad:", function() x.requires_grad = "yes" end },
+      { "moonml.grad:", function() leaf.grad = "g" end },
+      { "moonml.grad:", function() leaf.grad = ml.ones(4) end },
+      { "moonml.__len:", function() return #ml.tensor(3) end },
+    }
+    for k, c in ipairs(cases_ops) do
+      local ok, err = pcall(c[2])
+      assert(not ok, "case " .. k .. " was accepted")
+      assert(tostring(err):sub(1, #c[1]) == c[1], "case " .. k .. ": " .. tostring(err))
+    end
+    h.assert_close(v, { 1, 1, 1 })
+    h.assert_close(x, { { 1, 2, 3 }, { 4, 5, 6 } })
+    h.assert_close(xi, ml.tensor({ 1, 2, 3 }, "int64"))
+    assert.is_nil(leaf.grad)
+  end)
+end)
+
 ------------------------------------------------------------------ IEEE values and empty tensors
 
 -- PyTorch 1.13's results (checked with torch on this machine when written), or closed
