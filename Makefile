@@ -113,11 +113,11 @@ test-c: $(C_TESTS)
 	@for t in $(C_TESTS); do $$t || exit 1; done
 
 # Reliability (fuzz/README.md). Both sanitizer runs leave out #slow specs and those tagged
-# #nosan (they measure resident size or time), and set MOONML_SANITIZER=1 for any spec or
-# child process that must know. test-asan: the module built into build/asan (never loaded
-# by `make test`) with AddressSanitizer + UBSan, loaded into Debian's lua5.4 with gcc's
-# runtimes preloaded; huge-size specs need allocator_may_return_null (malloc returns NULL,
-# as without ASan). test-valgrind: the normal build under memcheck (several minutes).
+# #nosan (they measure resident size or time, or kill processes on a timer). test-asan: the
+# module built into build/asan (never loaded by `make test`) with AddressSanitizer + UBSan,
+# loaded into Debian's lua5.4 with gcc's runtimes preloaded; huge-size specs need
+# allocator_may_return_null (malloc returns NULL, as without ASan). test-valgrind: the
+# normal build under memcheck (several minutes).
 SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
              -fno-omit-frame-pointer
 ASAN_BUILD := build/asan
@@ -129,14 +129,14 @@ $(ASAN_BUILD)/no_dlclose.so: fuzz/no_dlclose.c
 	$(CC) -shared -fPIC -O1 -o $@ $<
 test-asan: $(ASAN_BUILD)/no_dlclose.so
 	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SAN_FLAGS)" LIBFLAG="-shared $(SAN_FLAGS)" all
-	$(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SAN_FLAGS)" ASAN_OPTIONS=$(ASAN_OPTS) test-c
-	MOONML_SANITIZER=1 ASAN_OPTIONS=$(ASAN_OPTS) UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=$(ASAN_OPTS) $(MAKE) BUILD=$(ASAN_BUILD) CFLAGS="-O1 -g $(SAN_FLAGS)" test-c
+	ASAN_OPTIONS=$(ASAN_OPTS) UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so) \
 	    $(CURDIR)/$(ASAN_BUILD)/no_dlclose.so" \
 	  $(BUSTED) -o plainTerminal $(SAN_SPECS) --cpath='./$(ASAN_BUILD)/?.so'
 
 test-valgrind: all
-	MOONML_SANITIZER=1 valgrind -q --error-exitcode=99 --leak-check=full \
+	valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  $(BUSTED) -o plainTerminal $(SAN_SPECS)
 
