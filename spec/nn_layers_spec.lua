@@ -65,7 +65,7 @@ describe("nn.Embedding", function()
     h.assert_error("moonml.nn.Embedding:", "tensor of ids", e, { 1 })
     h.assert_error("moonml.nn.Embedding:", "num_embeddings", nn.Embedding, 0, 3)
     h.assert_error("moonml.nn.Embedding:", "padding_idx", nn.Embedding, 4, 2, { padding_idx = 9 })
-    h.assert_error("moonml.index_select:", "whole number", e, ml.tensor({ 1.5 }))
+    h.assert_error("moonml.nn.Embedding:", "whole numbers", e, ml.tensor({ 1.5 }))
   end)
 end)
 

@@ -613,6 +613,10 @@ typedef struct mm_adagrad_opts {
 } mm_adagrad_opts;
 MM_API int mm_adagrad_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad,
                            mm_tensor *state_sum, int64_t step, const mm_adagrad_opts *o);
+/* The checks every step above makes of param and grad, alone: an optimizer checks all its
+ * parameters first, so that a bad gradient fails the step before anything changes. */
+MM_API int mm_optim_check(mm_ctx *ctx, const char *op, const mm_tensor *param,
+                          const mm_tensor *grad);
 
 /* ---------------------------------------------------------------- files: IDX */
 

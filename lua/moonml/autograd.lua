@@ -80,11 +80,25 @@ return function(ml, core)
       error("moonml.gradcheck: inputs must be a Lua array of tensors, got " .. type(inputs), 0)
     end
     opts = opts or {}
+    if type(opts) ~= "table" then
+      error("moonml.gradcheck: options must be a table, got " .. type(opts), 0)
+    end
+    for key, v in pairs(opts) do
+      if key ~= "eps" and key ~= "atol" and key ~= "rtol" then
+        error("moonml.gradcheck: unknown option '" .. tostring(key) .. "'", 0)
+      end
+      if type(v) ~= "number" then
+        error("moonml.gradcheck: " .. key .. " must be a number, got " .. type(v), 0)
+      end
+    end
     local checked = {}
     for k, x in ipairs(inputs) do
       if ml.is_tensor(x) and x.requires_grad then
         checked[#checked + 1] = k
       end
+    end
+    if #checked == 0 then -- as PyTorch
+      error("moonml.gradcheck: expects at least one input tensor that requires grad", 0)
     end
     -- analytic Jacobian, one backward per output element
     local ypos = flat_positions(output_of(fn, inputs))

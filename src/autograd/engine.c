@@ -41,6 +41,10 @@ static mm_node *new_node(mm_ctx *ctx, const char *name, mm_backward_fn fn, int n
     mm_fail(ctx, "moonml.%s: out of memory recording the graph", name);
     return NULL;
   }
+  /* counted with the storages the binding reports to Lua's collector: a graph held by
+   * an uncollected loss is native memory too (600 bytes a node), and a training loop
+   * that does not report it lets millions of nodes pile up between collections */
+  ctx->allocated += sizeof *node;
   node->refcount = 1;
   node->name = name;
   node->backward = fn;
@@ -80,6 +84,7 @@ int mm_node_save(mm_ctx *ctx, mm_node *node, const mm_tensor *t) {
   mm_tensor *d = mm_detach(ctx, t);
   if (!d)
     return -1;
+  ctx->allocated += sizeof *d; /* the detached header, as new_node's comment */
   node->saved_version[node->n_saved] = t->storage->version;
   node->saved[node->n_saved++] = d;
   return 0;

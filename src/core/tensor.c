@@ -87,18 +87,22 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
   if (ndim < 0 || ndim > MM_MAX_DIMS)
     return mm_fail(ctx, "moonml.%s: %d dimensions given, at most %d supported", op, ndim,
                    MM_MAX_DIMS);
-  /* Bytes in a double: exact while below 2^53, and the loop stops at 2^46, so no division
-   * is needed on this hot path and n never overflows. */
+  /* The product of the nonzero sizes must fit in bytes even next to a 0 (an empty tensor of
+   * shape [0, 2^31, 2^31, 2^31] would overflow its strides). Bytes in a double: exact below
+   * 2^53, and the loop stops at 2^46, so no division on this hot path and n never
+   * overflows. */
   double bytes = (double)mm_elsize(dt);
   int64_t n = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0)
       return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
                      d + 1);
-    bytes *= (double)shape[d];
-    if (bytes > (double)MM_MAX_BYTES)
-      return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
     n *= shape[d];
+    if (shape[d] > 0) {
+      bytes *= (double)shape[d];
+      if (bytes > (double)MM_MAX_BYTES)
+        return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
+    }
   }
   return n;
 }

@@ -3,6 +3,7 @@
  * plain files alike. */
 #include "../core/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -66,6 +67,16 @@ static double element_double(const unsigned char *p, const idx_type *ty) {
   }
 }
 
+/* The file's size in bytes, or -1 when it has none (a pipe). Plain C: fseek/ftell. */
+static int64_t file_size(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return -1;
+  long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+  fclose(f);
+  return size;
+}
+
 static mm_tensor *fail_null(mm_ctx *ctx, gzFile f, mm_tensor *t, unsigned char *buf) {
   if (f)
     gzclose(f);
@@ -79,6 +90,7 @@ mm_tensor *mm_read_idx(mm_ctx *ctx, const char *path, mm_dtype dtype) {
     mm_fail(ctx, "moonml.read_idx: dtype must be float32, float64 or int64");
     return NULL;
   }
+  int64_t fsize = file_size(path);
   gzFile f = gzopen(path, "rb");
   if (!f) {
     mm_fail(ctx, "moonml.read_idx: cannot open %s", path);
@@ -120,6 +132,17 @@ mm_tensor *mm_read_idx(mm_ctx *ctx, const char *path, mm_dtype dtype) {
   int64_t n = mm_shape_numel(ctx, "read_idx", ndim, shape, dtype);
   if (n < 0)
     return fail_null(ctx, f, NULL, NULL);
+  /* nor can a few bytes claiming a huge shape make us allocate it: the data must fit in
+   * the file (as it is, or inflated: deflate expands at most 1032:1) */
+  if (fsize >= 0 && n > 0) {
+    int64_t room = gzdirect(f) ? fsize - 4 - 4 * (int64_t)ndim
+                               : (fsize > INT64_MAX / 1032 ? INT64_MAX : fsize * 1032);
+    if (n > room / ty->size) {
+      mm_fail(ctx, "moonml.read_idx: %s is truncated: the header promises %lld elements", path,
+              (long long)n);
+      return fail_null(ctx, f, NULL, NULL);
+    }
+  }
   mm_tensor *t = mm_empty(ctx, dtype, ndim, shape);
   if (!t)
     return fail_null(ctx, f, NULL, NULL);

@@ -89,6 +89,12 @@ static int m_backward(lua_State *L) {
   }
   bool retain = false;
   if (lua_istable(L, opts)) {
+    lua_pushnil(L); /* a misspelt option must not pass silently */
+    while (lua_next(L, opts)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING || strcmp(lua_tostring(L, -1), "retain_graph") != 0)
+        mml_error(L, "moonml.backward: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+    }
     lua_getfield(L, opts, "retain_graph");
     retain = lua_toboolean(L, -1);
     lua_pop(L, 1);

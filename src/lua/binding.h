@@ -15,6 +15,7 @@ typedef struct {
   mm_ctx *ctx;
   size_t unreported;     /* native bytes not yet told to the collector */
   size_t collect_at;     /* live native bytes that call for a full collection */
+  size_t since_full;     /* native bytes allocated since the last full collection */
   const void *tensor_mt; /* the tensor metatable (also the box's user value 1) */
 } mml_ctx_box;
 

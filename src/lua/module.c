@@ -82,8 +82,14 @@ static void report_native(lua_State *L, mml_ctx_box *cb) {
   cb->unreported -= (size_t)kb * 1024;
   lua_gc(L, LUA_GCSTEP, kb);
   size_t live = mm_ctx_live_bytes(cb->ctx);
-  if (live <= cb->collect_at)
-    return;
+  /* Also after as many native bytes as the heap and the live tensors hold together (at
+   * least MML_COLLECT_SLACK): garbage that is not tensor storage (graph nodes, headers)
+   * never raises `live`, and a training loop makes it by the megabyte. */
+  size_t held = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + live;
+  bool volume = cb->since_full >= MML_COLLECT_SLACK && cb->since_full >= held;
+  if ((live <= cb->collect_at && !volume) || !lua_gc(L, LUA_GCISRUNNING))
+    return; /* not when the user stopped the collector */
+  cb->since_full = 0;
   lua_gc(L, LUA_GCCOLLECT);
   size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024;
   cb->collect_at =
@@ -100,7 +106,9 @@ mm_tensor *mml_push_tensor(lua_State *L, mm_tensor *t) {
   lua_setmetatable(L, -2);
   /* the storage and the header; small ones come from the context's free lists but are
    * memory all the same while the tensor lives */
-  cb->unreported += mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
+  size_t add = mm_ctx_take_allocated(cb->ctx) + sizeof(mm_tensor);
+  cb->unreported += add;
+  cb->since_full += add;
   if (cb->unreported >= MML_REPORT_BYTES)
     report_native(L, cb);
   return t;
@@ -247,6 +255,7 @@ MM_API int luaopen_moonml_core(lua_State *L) {
   cb->ctx = mm_ctx_new();
   cb->unreported = 0;
   cb->collect_at = MML_COLLECT_SLACK;
+  cb->since_full = 0;
   cb->tensor_mt = NULL;
   if (!cb->ctx)
     return luaL_error(L, "moonml: out of memory creating the context");

@@ -3,6 +3,8 @@
  * that a step costs no table look-ups. */
 #include "binding.h"
 
+#include <stdio.h>
+
 static mm_tensor *opt_tensor(lua_State *L, int idx, const char *fn) {
   return lua_isnil(L, idx) ? NULL : mml_check_tensor(L, idx, fn);
 }
@@ -77,12 +79,29 @@ static int l_adagrad_step(lua_State *L) {
   return 0;
 }
 
+/* check_grads(params, name, first): checks every parameter of the Lua array params that has
+ * a gradient, before a step changes any (first: the number of params[1] in messages). */
+static int l_check_grads(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char *name = luaL_checkstring(L, 2);
+  lua_Integer first = luaL_checkinteger(L, 3);
+  lua_Integer n = luaL_len(L, 1);
+  for (lua_Integer k = 1; k <= n; k++) {
+    lua_rawgeti(L, 1, k);
+    mm_tensor *p = mml_test_tensor(L, -1);
+    lua_pop(L, 1);
+    if (!p)
+      return mml_error(L, "moonml.optim.%s: parameter %I is not a tensor", name, first + k - 1);
+    char op[96];
+    snprintf(op, sizeof op, "optim.%s: parameter %lld", name, (long long)(first + k - 1));
+    mml_check_status(L, mm_optim_check(mml_ctx(L), op, p, p->grad));
+  }
+  return 0;
+}
+
 static const luaL_Reg kernels[] = {
-    {"sgd_step", l_sgd_step},
-    {"adam_step", l_adam_step},
-    {"rmsprop_step", l_rmsprop_step},
-    {"adagrad_step", l_adagrad_step},
-    {NULL, NULL},
+    {"check_grads", l_check_grads},   {"sgd_step", l_sgd_step},         {"adam_step", l_adam_step},
+    {"rmsprop_step", l_rmsprop_step}, {"adagrad_step", l_adagrad_step}, {NULL, NULL},
 };
 
 /* module._optim: the kernels the optimizer classes call (not a user-facing API) */

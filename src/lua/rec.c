@@ -131,11 +131,13 @@ static int l_parse(lua_State *L) {
     return mml_core_error(L);
   /* copy into Lua-owned memory first so that an error below cannot leak */
   mm_rec_ratings *r = new_store(L, p.r.n, p.r.n_users, p.r.n_items, p.r.ts != NULL);
-  memcpy(r->rating, p.r.rating, sizeof(double) * (size_t)p.r.n);
-  memcpy(r->user, p.r.user, sizeof(int32_t) * (size_t)p.r.n);
-  memcpy(r->item, p.r.item, sizeof(int32_t) * (size_t)p.r.n);
-  if (p.r.ts)
-    memcpy(r->ts, p.r.ts, sizeof(int64_t) * (size_t)p.r.n);
+  if (p.r.n > 0) { /* an empty file has no arrays: memcpy from NULL is undefined */
+    memcpy(r->rating, p.r.rating, sizeof(double) * (size_t)p.r.n);
+    memcpy(r->user, p.r.user, sizeof(int32_t) * (size_t)p.r.n);
+    memcpy(r->item, p.r.item, sizeof(int32_t) * (size_t)p.r.n);
+    if (p.r.ts)
+      memcpy(r->ts, p.r.ts, sizeof(int64_t) * (size_t)p.r.n);
+  }
   lua_createtable(L, p.r.n_users, 0);
   lua_createtable(L, p.r.n_items, 0);
   for (int32_t k = 0; k < p.r.n_users; k++) {

@@ -1,6 +1,8 @@
 /* Shape methods: view, reshape, squeeze, permute, narrow, slice, select, ... */
 #include "binding.h"
 
+#include <string.h>
+
 /* sizes may include -1 (inferred), so the shape is read without the sign check */
 static int read_shape_allow_infer(lua_State *L, int idx, const char *fn, int64_t *shape) {
   int n = 0;
@@ -39,10 +41,24 @@ static int m_reshape(lua_State *L) {
   return 1;
 }
 
+/* Pushes r, or raises the core's error of `core_fn` under the name `fn` the user called
+ * (x:view_as(y) fails inside mm_view, whose message says "moonml.view:"). */
+static void push_as(lua_State *L, mm_tensor *r, const char *core_fn, const char *fn) {
+  if (!r) {
+    const char *msg = mm_ctx_error(mml_ctx(L));
+    size_t n = strlen("moonml.") + strlen(core_fn) + 2; /* "moonml.<core_fn>: " */
+    if (strncmp(msg, "moonml.", 7) == 0 && strncmp(msg + 7, core_fn, strlen(core_fn)) == 0 &&
+        strncmp(msg + n - 2, ": ", 2) == 0)
+      mml_error(L, "moonml.%s: %s", fn, msg + n);
+    mml_core_error(L);
+  }
+  mml_push_tensor(L, r);
+}
+
 static int m_view_as(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "view_as");
   mm_tensor *o = mml_check_tensor(L, 2, "view_as");
-  mml_push_tensor(L, mm_view(mml_ctx(L), t, o->ndim, o->shape));
+  push_as(L, mm_view(mml_ctx(L), t, o->ndim, o->shape), "view", "view_as");
   return 1;
 }
 
@@ -120,7 +136,7 @@ static int m_expand(lua_State *L) {
 static int m_expand_as(lua_State *L) {
   mm_tensor *t = mml_check_tensor(L, 1, "expand_as");
   mm_tensor *o = mml_check_tensor(L, 2, "expand_as");
-  mml_push_tensor(L, mm_expand(mml_ctx(L), t, o->ndim, o->shape));
+  push_as(L, mm_expand(mml_ctx(L), t, o->ndim, o->shape), "expand", "expand_as");
   return 1;
 }
 

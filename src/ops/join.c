@@ -559,12 +559,15 @@ static mm_tensor *repeat_impl(mm_ctx *ctx, const char *name, const mm_tensor *t,
               (long long)rep[d]);
       return NULL;
     }
-    out[d] = in[d] * rep[d];
-    if (in[d] > 0 && rep[d] > 0 && out[d] / rep[d] != in[d]) {
+    if (in[d] > 0 && rep[d] > INT64_MAX / in[d]) { /* checked before multiplying */
       mm_fail(ctx, "moonml.%s: size too large to allocate", name);
       return NULL;
     }
+    out[d] = in[d] * rep[d];
   }
+  /* the size limit under this op's name (mm_empty would report it as "empty") */
+  if (mm_shape_numel(ctx, name, m, out, t->dtype) < 0)
+    return NULL;
   mm_tensor *res = mm_empty(ctx, t->dtype, m, out);
   if (!res)
     return NULL;

@@ -503,9 +503,10 @@ static int check_inplace(mm_ctx *ctx, const char *name, const mm_tensor *self, m
   return 0;
 }
 
-/* A copy of self's values standing for self in the graph (same grad_fn). */
+/* A copy of self's values standing for self in the graph (same grad_fn). A raw clone:
+ * mm_clone would attach a CloneBackward node that the grad_fn below then orphans. */
 static mm_tensor *graph_clone(mm_ctx *ctx, const mm_tensor *self) {
-  mm_tensor *c = mm_clone(ctx, self);
+  mm_tensor *c = mm_clone_raw(ctx, self);
   if (c && self->grad_fn) {
     c->requires_grad = true;
     c->grad_fn = self->grad_fn;

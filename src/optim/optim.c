@@ -34,6 +34,12 @@ static int check_param(mm_ctx *ctx, const char *op, const mm_tensor *param) {
   return 0;
 }
 
+int mm_optim_check(mm_ctx *ctx, const char *op, const mm_tensor *param, const mm_tensor *grad) {
+  if (!grad)
+    return 0;
+  return check_param(ctx, op, param) || check_like(ctx, op, param, grad, "grad") ? -1 : 0;
+}
+
 /* The update loops are written once over a element type T (float or double) by these
  * small static functions, called through the dtype switch in each entry point. */
 #define LOOP_SGD(T)                                                                                \

@@ -321,6 +321,10 @@ int mm_rec_parse_file(mm_ctx *ctx, const char *path, const mm_rec_parse_opts *o,
       snprintf(why, sizeof why, "empty user id");
     } else if (fb[1] == fe[1]) {
       snprintf(why, sizeof why, "empty item id");
+    } else if (memchr(fb[0], '\0', (size_t)(fe[0] - fb[0])) ||
+               memchr(fb[1], '\0', (size_t)(fe[1] - fb[1]))) {
+      /* raw ids are kept as C strings: "a\0x" and "a\0y" would both read as "a" */
+      snprintf(why, sizeof why, "an id holds a NUL byte");
     } else {
       char *q;
       errno = 0;

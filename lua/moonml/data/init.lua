@@ -25,12 +25,13 @@ end })
 
 --- Creates the module; the arguments are described at the top of this file.
 function TensorDataset.new(...)
-  local tensors = { ... }
-  if #tensors == 0 then
+  local tensors = table.pack(...)
+  if tensors.n == 0 then
     fail("TensorDataset", "needs at least one tensor")
   end
   local n
-  for i, t in ipairs(tensors) do
+  for i = 1, tensors.n do -- a nil in the middle is an error, not the end of the list
+    local t = tensors[i]
     if not ml.is_tensor(t) then
       fail("TensorDataset", "argument " .. i .. " is a " .. type(t) .. ", not a tensor")
     end
@@ -42,6 +43,7 @@ function TensorDataset.new(...)
       fail("TensorDataset", string.format("tensors have %d and %d rows", n, t:size(1)))
     end
   end
+  tensors.n = nil
   return setmetatable({ tensors = tensors, n = n }, TensorDataset)
 end
 
@@ -198,6 +200,11 @@ function data.fashion_mnist(opts)
   opts = opts or {}
   if type(opts) ~= "table" then
     fail("fashion_mnist", "options must be a table, got " .. type(opts))
+  end
+  for k in pairs(opts) do
+    if k ~= "split" and k ~= "dir" then
+      fail("fashion_mnist", "unknown option '" .. tostring(k) .. "'")
+    end
   end
   local split = opts.split or "train"
   local prefix = ({ train = "train", test = "t10k" })[split]

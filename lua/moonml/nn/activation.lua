@@ -33,6 +33,9 @@ local function along_dim(name, fn)
   local cls = Module:extend(name)
   --- A new module over dimension dim (default -1, the last).
   function cls.new(dim)
+    if dim ~= nil and (math.type(dim) ~= "integer" or dim == 0) then
+      error("moonml.nn." .. name .. ": dim must be a nonzero integer, got " .. tostring(dim), 0)
+    end
     local self = Module.init(cls)
     self.dim = dim or -1
     return self

@@ -46,7 +46,15 @@ function Embedding:forward(ids)
   if not ml.is_tensor(ids) then
     fail("expected a tensor of ids, got " .. type(ids))
   end
+  if ids:dtype() == "bool" then
+    fail("ids must be int64 or whole numbers, got a bool tensor")
+  end
   if ids:numel() > 0 then
+    -- float ids must be whole (NaN and infinities are not): checked before the range,
+    -- whose message prints them as integers
+    if ids:dtype() ~= "int64" and (ids - ids:floor()):abs():max():item() ~= 0 then
+      fail("ids must be whole numbers")
+    end
     local lo, hi = ids:min():item(), ids:max():item()
     if lo < 1 or hi > self.num_embeddings then
       fail(string.format("id %d out of range 1..%d", lo < 1 and lo or hi, self.num_embeddings))

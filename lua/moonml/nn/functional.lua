@@ -21,7 +21,20 @@ end
 
 --- y = x W^T + b (W is out x in).
 function F.linear(x, weight, bias)
-  if bias ~= nil and ml.is_tensor(x) and x:dim() == 2 then
+  if not ml.is_tensor(x) or not ml.is_tensor(weight) or (bias ~= nil and not ml.is_tensor(bias)) then
+    error(string.format("moonml.linear: expected tensors input, weight[, bias], got %s, %s, %s",
+      ml.is_tensor(x) and "tensor" or type(x), ml.is_tensor(weight) and "tensor" or type(weight),
+      ml.is_tensor(bias) and "tensor" or type(bias)), 0)
+  end
+  if weight:dim() == 2 and (x:dim() < 1 or x:size(-1) ~= weight:size(2)
+    or (bias ~= nil and (bias:dim() ~= 1 or bias:size(1) ~= weight:size(1)))) then
+    local function s(t)
+      return t == nil and "none" or "{" .. table.concat(t:shape(), ", ") .. "}"
+    end
+    error(string.format("moonml.linear: input %s, weight %s and bias %s do not fit (weight is "
+      .. "out x in, the input's last dimension in, bias out)", s(x), s(weight), s(bias)), 0)
+  end
+  if bias ~= nil and x:dim() == 2 then
     return ml.addmm(bias, x, weight:t())
   end
   local y = ml.matmul(x, weight:t())
@@ -34,7 +47,10 @@ end
 --- Zeroes each element with probability p while training, scaling the rest by 1/(1-p).
 function F.dropout(x, p, training)
   p = p or 0.5
-  if type(p) ~= "number" or p < 0 or p > 1 then
+  if not ml.is_tensor(x) then
+    error("moonml.dropout: expected a tensor, got " .. type(x), 0)
+  end
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then -- NaN too
     error("moonml.dropout: p must be a probability in [0, 1], got " .. tostring(p), 0)
   end
   if training == false or p == 0 then

@@ -12,6 +12,30 @@ local function check_tensor(fn, t)
   end
 end
 
+-- An optional number argument (nil: the default); NaN is refused.
+local function check_number(fn, what, v, default)
+  if v == nil then
+    return default
+  end
+  if type(v) ~= "number" or v ~= v then
+    error("moonml.nn.init." .. fn .. ": " .. what .. " must be a number, got " .. tostring(v), 0)
+  end
+  return v
+end
+
+local function fan_in_and_out(fn, t)
+  check_tensor(fn, t)
+  if t:dim() < 2 then
+    error("moonml.nn.init." .. fn .. ": fan in and fan out need a tensor of at least 2 "
+      .. "dimensions, got " .. t:dim() .. "-D", 0)
+  end
+  local receptive = 1
+  for d = 3, t:dim() do
+    receptive = receptive * t:size(d)
+  end
+  return t:size(2) * receptive, t:size(1) * receptive
+end
+
 -- Writes values (a tensor of t's shape) into t outside the graph.
 local function fill_from(t, values)
   ml.no_grad(function()
@@ -22,16 +46,7 @@ end
 
 --- fan_in and fan_out of a weight (out x in x kernel...), as PyTorch computes them.
 function init.calculate_fan_in_and_fan_out(t)
-  check_tensor("calculate_fan_in_and_fan_out", t)
-  if t:dim() < 2 then
-    error("moonml.nn.init: fan in and fan out need a tensor of at least 2 dimensions, got "
-      .. t:dim() .. "-D", 0)
-  end
-  local receptive = 1
-  for d = 3, t:dim() do
-    receptive = receptive * t:size(d)
-  end
-  return t:size(2) * receptive, t:size(1) * receptive
+  return fan_in_and_out("calculate_fan_in_and_fan_out", t)
 end
 
 --- The recommended gain for a nonlinearity (PyTorch's table).
@@ -45,7 +60,7 @@ function init.calculate_gain(nonlinearity, param)
   elseif nonlinearity == "relu" then
     return math.sqrt(2)
   elseif nonlinearity == "leaky_relu" then
-    local slope = param or 0.01
+    local slope = check_number("calculate_gain", "the negative slope", param, 0.01)
     return math.sqrt(2 / (1 + slope * slope))
   elseif nonlinearity == "selu" then
     return 3 / 4
@@ -56,20 +71,29 @@ end
 --- Uniform in [a, b) (defaults 0, 1).
 function init.uniform_(t, a, b)
   check_tensor("uniform_", t)
-  a, b = a or 0, b or 1
+  a, b = check_number("uniform_", "a", a, 0), check_number("uniform_", "b", b, 1)
+  if a > b then
+    error(string.format("moonml.nn.init.uniform_: expects a <= b, got %g > %g", a, b), 0)
+  end
   return fill_from(t, ml.rand(t:shape(), { dtype = t:dtype() }) * (b - a) + a)
 end
 
 --- Normal with mean and std (defaults 0, 1).
 function init.normal_(t, mean, std)
   check_tensor("normal_", t)
-  mean, std = mean or 0, std or 1
+  mean, std = check_number("normal_", "mean", mean, 0), check_number("normal_", "std", std, 1)
+  if std < 0 then
+    error("moonml.nn.init.normal_: std must be non-negative, got " .. std, 0)
+  end
   return fill_from(t, ml.randn(t:shape(), { dtype = t:dtype() }) * std + mean)
 end
 
 --- Fills t with value (no graph is recorded); returns t.
 function init.constant_(t, value)
   check_tensor("constant_", t)
+  if type(value) ~= "number" then
+    error("moonml.nn.init.constant_: value must be a number, got " .. type(value), 0)
+  end
   ml.no_grad(function()
     t:fill_(value)
   end)
@@ -78,39 +102,51 @@ end
 
 --- Fills t with zeros; returns t.
 function init.zeros_(t)
+  check_tensor("zeros_", t)
   return init.constant_(t, 0)
 end
 
 --- Fills t with ones; returns t.
 function init.ones_(t)
+  check_tensor("ones_", t)
   return init.constant_(t, 1)
 end
 
 --- Xavier/Glorot uniform: bound gain * sqrt(6 / (fan_in + fan_out)).
 function init.xavier_uniform_(t, gain)
-  check_tensor("xavier_uniform_", t)
-  local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
-  local bound = (gain or 1) * math.sqrt(6 / (fan_in + fan_out))
+  local fan_in, fan_out = fan_in_and_out("xavier_uniform_", t)
+  local bound = check_number("xavier_uniform_", "gain", gain, 1) * math.sqrt(6 / (fan_in + fan_out))
   return init.uniform_(t, -bound, bound)
 end
 
 --- Xavier/Glorot normal: std gain * sqrt(2 / (fan_in + fan_out)).
 function init.xavier_normal_(t, gain)
-  check_tensor("xavier_normal_", t)
-  local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
-  return init.normal_(t, 0, (gain or 1) * math.sqrt(2 / (fan_in + fan_out)))
+  local fan_in, fan_out = fan_in_and_out("xavier_normal_", t)
+  return init.normal_(t, 0, check_number("xavier_normal_", "gain", gain, 1) * math.sqrt(2 / (fan_in + fan_out)))
 end
 
 local function kaiming_std(fn, t, opts)
   check_tensor(fn, t)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    error("moonml.nn.init." .. fn .. ": options must be a table, got " .. type(opts), 0)
+  end
+  for k in pairs(opts) do
+    if k ~= "a" and k ~= "mode" and k ~= "nonlinearity" then
+      error("moonml.nn.init." .. fn .. ": unknown option '" .. tostring(k) .. "'", 0)
+    end
+  end
   local mode = opts.mode or "fan_in"
   if mode ~= "fan_in" and mode ~= "fan_out" then
     error("moonml.nn.init." .. fn .. ": mode must be \"fan_in\" or \"fan_out\", got " .. tostring(mode), 0)
   end
-  local fan_in, fan_out = init.calculate_fan_in_and_fan_out(t)
+  local fan_in, fan_out = fan_in_and_out(fn, t)
   local fan = mode == "fan_in" and fan_in or fan_out
-  local gain = init.calculate_gain(opts.nonlinearity or "leaky_relu", opts.a or 0)
+  local ok, gain = pcall(init.calculate_gain, opts.nonlinearity or "leaky_relu",
+    check_number(fn, "a", opts.a, 0))
+  if not ok then -- the same message under this function's name
+    error((gain:gsub("^moonml%.nn%.init%.calculate_gain", "moonml.nn.init." .. fn)), 0)
+  end
   return gain / math.sqrt(fan)
 end
 

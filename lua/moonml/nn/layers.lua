@@ -1,6 +1,7 @@
 --- Small shape and regularisation layers: Flatten, Dropout, Identity (found as
 -- `nn.Flatten` etc.).
 -- @module moonml.nn.layers
+local ml = require("moonml")
 local F = require("moonml.nn.functional")
 local Module = require("moonml.nn.module")
 
@@ -10,12 +11,20 @@ local layers = {}
 local Flatten = Module:extend("Flatten")
 --- A new Flatten module: dims start_dim (default 2) to end_dim (default -1) become one.
 function Flatten.new(start_dim, end_dim)
+  for _, d in ipairs({ { start_dim, "start_dim" }, { end_dim, "end_dim" } }) do
+    if d[1] ~= nil and (math.type(d[1]) ~= "integer" or d[1] == 0) then
+      error("moonml.nn.Flatten: " .. d[2] .. " must be a nonzero integer, got " .. tostring(d[1]), 0)
+    end
+  end
   local self = Module.init(Flatten)
   self.start_dim, self.end_dim = start_dim or 2, end_dim or -1
   return self
 end
 --- x flattened from start_dim to end_dim.
 function Flatten:forward(x)
+  if not ml.is_tensor(x) then
+    error("moonml.nn.Flatten: expected a tensor input, got " .. type(x), 0)
+  end
   return x:flatten(self.start_dim, self.end_dim)
 end
 --- "start_dim=<s>, end_dim=<e>"
@@ -29,7 +38,7 @@ local Dropout = Module:extend("Dropout")
 --- A new Dropout module with drop probability p (default 0.5).
 function Dropout.new(p)
   p = p or 0.5
-  if type(p) ~= "number" or p < 0 or p > 1 then
+  if type(p) ~= "number" or not (p >= 0 and p <= 1) then -- NaN too
     error("moonml.nn.Dropout: p must be a probability in [0, 1], got " .. tostring(p), 0)
   end
   local self = Module.init(Dropout)

@@ -23,6 +23,9 @@ function Linear.new(in_features, out_features, opts)
   local self = Module.init(Linear)
   self.in_features, self.out_features = in_features, out_features
   local dtype = opts.dtype or "float32"
+  if dtype ~= "float32" and dtype ~= "float64" then
+    error("moonml.nn.Linear: dtype must be \"float32\" or \"float64\", got " .. tostring(dtype), 0)
+  end
   local w = self:register_parameter("weight", ml.empty(out_features, in_features, { dtype = dtype }))
   init.kaiming_uniform_(w, { a = math.sqrt(5) })
   if opts.bias ~= false then

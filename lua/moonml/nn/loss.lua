@@ -13,6 +13,11 @@ local function define(name, fname, allowed)
   function cls.new(opts)
     local self = Module.init(cls)
     self.opts = Module.check_opts(name, opts, allowed)
+    local r = self.opts.reduction
+    if r ~= nil and r ~= "mean" and r ~= "sum" and r ~= "none" then -- fail now, not at forward
+      error("moonml.nn." .. name .. ": reduction must be \"mean\", \"sum\" or \"none\", got "
+        .. tostring(r), 0)
+    end
     return self
   end
   --- The loss of input against target.

@@ -16,6 +16,9 @@ end
 --- Makes a subclass: `local Linear = Module:extend("Linear")`; define `Linear.new`
 -- (which calls `Module.init(self)`) and `Linear:forward`.
 function Module:extend(name)
+  if type(name) ~= "string" then
+    error("moonml.nn.Module.extend: expected a class name, got " .. type(name), 0)
+  end
   local cls = setmetatable({}, { __index = self, __call = class_call })
   cls.__index = cls
   cls.__name = name
@@ -27,6 +30,9 @@ end
 
 --- Sets up the bookkeeping of a new instance of class `cls`.
 function Module.init(cls)
+  if type(cls) ~= "table" or type(cls.__name) ~= "string" then
+    error("moonml.nn.Module.init: expected a module class (made by Module:extend), got " .. type(cls), 0)
+  end
   local self = setmetatable({}, cls)
   self._parameters = {}
   self._buffers = {}
@@ -44,6 +50,14 @@ function Module:forward()
   error("moonml.nn." .. self.__name .. ": forward is not defined for this module", 0)
 end
 
+-- Names of parameters, buffers and children: strings, or numbers for containers.
+local function check_name(self, fn, name)
+  if type(name) ~= "string" and math.type(name) ~= "integer" then
+    error("moonml.nn." .. self.__name .. "." .. fn .. ": the name must be a string, got "
+      .. type(name), 0)
+  end
+end
+
 local function append_name(list, name)
   for _, n in ipairs(list) do
     if n == name then
@@ -55,6 +69,7 @@ end
 
 --- Registers `t` as a parameter under `name` (it is set to require grad).
 function Module:register_parameter(name, t)
+  check_name(self, "register_parameter", name)
   if t ~= nil and not ml.is_tensor(t) then
     error("moonml.nn." .. self.__name .. ".register_parameter: expected a tensor for '"
       .. tostring(name) .. "', got " .. type(t), 0)
@@ -69,6 +84,7 @@ end
 
 --- Registers a buffer: saved in the state dict, not returned by parameters().
 function Module:register_buffer(name, t)
+  check_name(self, "register_buffer", name)
   if t ~= nil and not ml.is_tensor(t) then
     error("moonml.nn." .. self.__name .. ".register_buffer: expected a tensor for '"
       .. tostring(name) .. "', got " .. type(t), 0)
@@ -80,6 +96,7 @@ end
 
 --- Registers a child module under `name` (a string, or a number for containers).
 function Module:add_module(name, m)
+  check_name(self, "add_module", name)
   if getmetatable(m) == nil or m._modules == nil then
     error("moonml.nn." .. self.__name .. ".add_module: expected a module for '"
       .. tostring(name) .. "', got " .. type(m), 0)
@@ -189,6 +206,9 @@ function Module:train(mode)
   if mode == nil then
     mode = true
   end
+  if type(mode) ~= "boolean" then
+    error("moonml.nn." .. self.__name .. ".train: mode must be a boolean, got " .. type(mode), 0)
+  end
   walk(self, "", function(_, m)
     m.training = mode
   end)
@@ -210,6 +230,9 @@ end
 
 --- Applies fn(module) to every module of the tree, children first; returns self.
 function Module:apply(fn)
+  if type(fn) ~= "function" then
+    error("moonml.nn." .. self.__name .. ".apply: expected a function, got " .. type(fn), 0)
+  end
   for _, child in ipairs(self:children()) do
     child:apply(fn)
   end
@@ -220,6 +243,10 @@ end
 -- PyTorch numbers container children from 0, moonml from 1: a key's purely numeric
 -- segments move by `delta` (names like weight_ih_l0 are not segments and stay).
 local function shift_key(key, delta)
+  if type(key) ~= "string" or math.type(delta) ~= "integer" then
+    error("moonml.nn.shift_key: expected a key and an integer shift, got " .. type(key) .. " and "
+      .. type(delta), 0)
+  end
   local parts = {}
   for part in key:gmatch("[^.]+") do
     if part:match("^%d+$") then

@@ -38,6 +38,15 @@ kernel_layer("AvgPool2d", ml.avg_pool2d, { stride = true, padding = true, ceil_m
 local Adaptive = Module:extend("AdaptiveAvgPool2d")
 --- Creates the module; the arguments are described at the top of this file.
 function Adaptive.new(output_size)
+  local ok = math.type(output_size) == "integer" and output_size > 0
+  if type(output_size) == "table" then
+    ok = math.type(output_size[1]) == "integer" and output_size[1] > 0
+      and math.type(output_size[2]) == "integer" and output_size[2] > 0
+  end
+  if not ok then
+    error("moonml.nn.AdaptiveAvgPool2d: output_size must be a positive integer or a pair of them, got "
+      .. tostring(output_size), 0)
+  end
   local self = Module.init(Adaptive)
   self.output_size = output_size
   return self

@@ -32,6 +32,11 @@ function optim.clip_grad_norm(params, max_norm, norm_type)
     error("moonml.optim.clip_grad_norm: norm_type must be a positive number, got "
       .. tostring(norm_type), 0)
   end
+  for i, p in ipairs(params) do
+    if not ml.is_tensor(p) then
+      error("moonml.optim.clip_grad_norm: parameter " .. i .. " is a " .. type(p) .. ", not a tensor", 0)
+    end
+  end
   return ml.no_grad(function()
     local total = 0
     local grads = {}

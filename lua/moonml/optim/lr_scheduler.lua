@@ -27,6 +27,25 @@ local function check_opts(name, opts, allowed)
   return opts
 end
 
+-- Restores what state_dict saved: only the fields the scheduler has, each with the type it
+-- has, so that a stray table cannot replace a method or a number (checked before any
+-- field changes).
+local function load_state(name, self, sd)
+  if type(sd) ~= "table" then
+    fail(name, "load_state_dict expects a table from state_dict(), got " .. type(sd))
+  end
+  for k, v in pairs(sd) do
+    local own = k ~= "optimizer" and rawget(self, k)
+    if own == nil or own == false or type(own) ~= type(v) then
+      fail(name, "load_state_dict: unexpected entry '" .. tostring(k) .. "' (" .. type(v) .. ")")
+    end
+  end
+  for k, v in pairs(sd) do
+    self[k] = type(v) == "table" and { table.unpack(v) } or v
+  end
+  return self
+end
+
 -- Shared by the epoch-based schedules: get_lr(self) gives the new lr of each group.
 local function epoch_scheduler(name, allowed, setup, get_lr)
   local cls = { __name = name }
@@ -47,8 +66,11 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
     self:step()
     return self
   end
---- Moves to the next epoch and sets every group's lr.
-  function cls:step()
+  --- Moves to the next epoch and sets every group's lr.
+  function cls:step(epoch)
+    if epoch ~= nil then -- PyTorch's deprecated step(epoch) is not supported
+      fail(name, "step takes no epoch argument (call it once per epoch), got " .. tostring(epoch))
+    end
     self.last_epoch = self.last_epoch + 1
     local lrs = get_lr(self)
     self._last_lr = {}
@@ -73,10 +95,7 @@ local function epoch_scheduler(name, allowed, setup, get_lr)
   end
 --- Restores a state_dict(); returns self.
   function cls:load_state_dict(sd)
-    for k, v in pairs(sd) do
-      self[k] = type(v) == "table" and { table.unpack(v) } or v
-    end
-    return self
+    return load_state(name, self, sd)
   end
   return cls
 end
@@ -93,6 +112,9 @@ end
 Module.StepLR = epoch_scheduler("StepLR", { step_size = true, gamma = true }, function(self, o)
   if math.type(o.step_size) ~= "integer" or o.step_size < 1 then
     fail("StepLR", "step_size must be a positive integer, got " .. tostring(o.step_size), 5)
+  end
+  if o.gamma ~= nil and type(o.gamma) ~= "number" then
+    fail("StepLR", "gamma must be a number, got " .. tostring(o.gamma), 5)
   end
   self.step_size, self.gamma = o.step_size, o.gamma or 0.1
 end, function(self)
@@ -126,6 +148,9 @@ Module.CosineAnnealingLR = epoch_scheduler("CosineAnnealingLR", { T_max = true, 
   function(self, o)
     if type(o.T_max) ~= "number" or o.T_max <= 0 then
       fail("CosineAnnealingLR", "T_max must be a positive number, got " .. tostring(o.T_max), 5)
+    end
+    if o.eta_min ~= nil and type(o.eta_min) ~= "number" then
+      fail("CosineAnnealingLR", "eta_min must be a number, got " .. tostring(o.eta_min), 5)
     end
     self.T_max, self.eta_min = o.T_max, o.eta_min or 0
   end, function(self)
@@ -164,6 +189,11 @@ function Plateau.new(opt, opts)
     threshold_mode = opts.threshold_mode or "rel", cooldown = opts.cooldown or 0,
     eps = opts.eps or 1e-8, cooldown_counter = 0, num_bad_epochs = 0, last_epoch = 0,
   }, Plateau)
+  for _, k in ipairs({ "factor", "patience", "threshold", "cooldown", "eps" }) do
+    if type(self[k]) ~= "number" then
+      fail("ReduceLROnPlateau", k .. " must be a number, got " .. tostring(self[k]))
+    end
+  end
   if self.mode ~= "min" and self.mode ~= "max" then
     fail("ReduceLROnPlateau", "mode must be \"min\" or \"max\"", 3)
   end
@@ -183,6 +213,9 @@ end
 
 --- Is metric a better than the best so far (by mode and threshold)?
 function Plateau:is_better(a)
+  if type(a) ~= "number" then
+    fail("ReduceLROnPlateau", "is_better needs a metric (a number), got " .. type(a))
+  end
   local rel = self.threshold_mode == "rel"
   if self.mode == "min" then
     return a < (rel and self.best * (1 - self.threshold) or self.best - self.threshold)
@@ -241,10 +274,7 @@ end
 
 --- Restores a state_dict(); returns self.
 function Plateau:load_state_dict(sd)
-  for k, v in pairs(sd) do
-    self[k] = type(v) == "table" and { table.unpack(v) } or v
-  end
-  return self
+  return load_state("ReduceLROnPlateau", self, sd)
 end
 
 Module.ReduceLROnPlateau = Plateau

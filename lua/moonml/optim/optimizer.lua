@@ -3,12 +3,18 @@
 -- `update(group, p, state)` (one parameter's step through a fused C kernel).
 -- @classmod moonml.optim.Optimizer
 local ml = require("moonml")
+local K = ml._optim
 
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
 --- Makes an optimizer class with the given hyper-parameter defaults (nil = required).
 function Optimizer.extend(name, defaults, required)
+  if type(name) ~= "string" or type(defaults) ~= "table"
+    or (required ~= nil and type(required) ~= "table") then
+    error("moonml.optim.Optimizer.extend: expected a name, a table of defaults and a table of "
+      .. "required options, got " .. type(name) .. ", " .. type(defaults) .. ", " .. type(required), 0)
+  end
   local cls = setmetatable({}, {
     __index = Optimizer,
     __call = function(c, params, opts)
@@ -123,7 +129,18 @@ end
 function Optimizer:step(closure)
   local loss
   if closure ~= nil then
+    if type(closure) ~= "function" then
+      fail(getmetatable(self), "step: the closure must be a function, got " .. type(closure))
+    end
     loss = ml.enable_grad(closure)
+  end
+  -- Every gradient is checked before any parameter changes (the updates run one
+  -- parameter at a time), so a bad one fails the step with parameters and state as they
+  -- were.
+  local first = 1
+  for _, group in ipairs(self.param_groups) do
+    K.check_grads(group.params, getmetatable(self).__name, first)
+    first = first + #group.params
   end
   for _, group in ipairs(self.param_groups) do
     for _, p in ipairs(group.params) do
@@ -192,6 +209,9 @@ function Optimizer:load_state_dict(sd)
       .. "optimizer has %d", #sd.param_groups, #self.param_groups), 3)
   end
   for i, g in ipairs(sd.param_groups) do
+    if type(g) ~= "table" or type(g.params) ~= "table" then
+      fail(getmetatable(self), "load_state_dict: group " .. i .. " has no params list", 3)
+    end
     if #g.params ~= #self.param_groups[i].params then
       fail(getmetatable(self), "load_state_dict: group " .. i .. " has a different number of parameters", 3)
     end
@@ -200,11 +220,22 @@ function Optimizer:load_state_dict(sd)
   local state = {}
   for i, s in pairs(sd.state) do
     local p = params[i]
+    if type(s) ~= "table" then
+      fail(getmetatable(self), "load_state_dict: the state of parameter " .. tostring(i) .. " is not a table", 3)
+    end
     if p == nil then
       fail(getmetatable(self), "load_state_dict: state for parameter " .. tostring(i) .. " which does not exist", 3)
     end
     local copy = {}
     for k, v in pairs(s) do
+      -- a state tensor (momentum, moments, sums) has its parameter's shape and dtype: a
+      -- wrong one would fail a later step half way through the parameters
+      if ml.is_tensor(v) and (v:dtype() ~= p:dtype()
+          or table.concat(v:shape(), ",") ~= table.concat(p:shape(), ",")) then
+        fail(getmetatable(self), string.format("load_state_dict: state %s of parameter %s has "
+          .. "shape {%s} (%s), the parameter {%s} (%s)", tostring(k), tostring(i),
+          table.concat(v:shape(), ", "), v:dtype(), table.concat(p:shape(), ", "), p:dtype()), 3)
+      end
       copy[k] = ml.is_tensor(v) and v:clone() or v
     end
     state[p] = copy

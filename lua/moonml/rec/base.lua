@@ -72,6 +72,10 @@ end
 -- {name, default, type = ..., min = ...}; a default of nil means "absent unless given".
 -- Calling the class, `Cls{...}` or `Cls()`, makes an instance with checked parameters.
 function base.class(name, spec)
+  if type(name) ~= "string" or type(spec) ~= "table" then
+    error("moonml.rec.base.class: expected a name and a spec table, got " .. type(name) .. " and "
+      .. type(spec), 0)
+  end
   local cls = setmetatable({}, { __index = Algo })
   cls.__index = cls
   cls.__tostring = Algo.__tostring
@@ -147,11 +151,27 @@ function Algo:fit(trainset, opts)
   if trainset:size() == 0 then
     fail(self, "fit", "the train set is empty")
   end
-  self.trainset = nil
-  self.ids, self.scale = trainset.ids, trainset.scale
-  self.mu = trainset:global_mean()
-  self:_fit(trainset, opts or {})
-  self.trainset = trainset
+  if opts ~= nil and type(opts) ~= "table" then
+    fail(self, "fit", "options must be a table, got %s", type(opts))
+  end
+  -- The model learns into a shallow copy whose fields replace this model's only once
+  -- _fit has returned (every _fit assigns new tables and tensors): a fit that fails on
+  -- bad data or options leaves a fitted model as it was, and usable.
+  local work = setmetatable({}, getmetatable(self))
+  for k, v in pairs(self) do
+    work[k] = v
+  end
+  work.trainset = nil
+  work.ids, work.scale = trainset.ids, trainset.scale
+  work.mu = trainset:global_mean()
+  work:_fit(trainset, opts or {})
+  work.trainset = trainset
+  for k in pairs(self) do
+    self[k] = nil
+  end
+  for k, v in pairs(work) do
+    self[k] = v
+  end
   return self
 end
 

@@ -2,6 +2,7 @@
 -- r_hat = mu + b_u + b_i, with the biases from Surprise's ALS (default) or SGD.
 -- @module moonml.rec.baseline
 local base = require("moonml.rec.base")
+local data = require("moonml.rec.data")
 local C = base.C
 
 local baseline = {}
@@ -10,6 +11,13 @@ local baseline = {}
 -- bsl_options: {method = "als", n_epochs = 10, reg_u = 15, reg_i = 10} or
 -- {method = "sgd", n_epochs = 20, reg = 0.02, learning_rate = 0.005}.
 function baseline.compute(train, bsl_options, who)
+  who = who or "compute_baselines"
+  if not data.is_set(train) then
+    error("moonml.rec." .. who .. ": expected a rating set as argument 1, got " .. type(train), 0)
+  end
+  if bsl_options ~= nil and type(bsl_options) ~= "table" then
+    error("moonml.rec." .. who .. ": bsl_options must be a table, got " .. type(bsl_options), 0)
+  end
   local o = bsl_options or {}
   local method = o.method or "als"
   local allowed

@@ -149,6 +149,9 @@ function RatingSet:raw_item(inner) return self.ids.items[inner] end
 
 --- Rating k: raw user, raw item, rating, timestamp (nil without timestamps).
 function RatingSet:get(k)
+  if math.type(k) ~= "integer" or k < 1 or k > self:size() then
+    error("moonml.rec.get: rating " .. tostring(k) .. " out of range 1.." .. self:size(), 0)
+  end
   local u, i, r, ts = self.store:get(k)
   return self.ids.users[u], self.ids.items[i], r, ts
 end
@@ -204,8 +207,9 @@ end
 -- or nil). `{ids = "inner"}` (default) gives 1-based inner ids; `{ids = "raw"}` gives the
 -- raw ids, which must then all be integers.
 function RatingSet:tensors(opts)
+  opts = data.check_opts(opts, "tensors", { ids = true })
   local u, i, r, ts = self.store:tensors()
-  local which = opts and opts.ids or "inner"
+  local which = opts.ids or "inner"
   if which == "raw" then
     local function raw(t, list, what)
       local v = t:totable()
@@ -346,6 +350,9 @@ function data.folds_from_file(set, path)
     error("moonml.rec.folds_from_file: expected a rating set as argument 1, got " ..
       type(set), 0)
   end
+  if type(path) ~= "string" then
+    error("moonml.rec.folds_from_file: expected a file path as argument 2, got " .. type(path), 0)
+  end
   local f, err = io.open(path, "r")
   if not f then
     error("moonml.rec.folds_from_file: " .. tostring(err), 0)
@@ -444,27 +451,32 @@ local function format_of(path, fmt)
 end
 
 -- Parses one file; returns store, raw user list, raw item list, skipped, rmin, rmax.
-local function parse(path, opts)
+-- fn: the function the user called (load, load_many, predefined_folds), for messages.
+local function parse(path, opts, fn)
+  fn = fn or "load"
   if type(path) ~= "string" then
-    error("moonml.rec.load: expected a file path as argument 1, got " .. type(path), 0)
+    error("moonml.rec." .. fn .. ": expected a file path, got " .. type(path), 0)
   end
-  opts = check_opts(opts, "load",
+  opts = check_opts(opts, fn,
     { format = true, sep = true, header = true, scale = true, skip_bad = true })
-  local fname = format_of(path, opts.format)
+  local ok, fname = pcall(format_of, path, opts.format)
+  if not ok then
+    error((fname:gsub("^moonml%.rec%.load:", "moonml.rec." .. fn .. ":")), 0)
+  end
   local f = FORMATS[fname]
   local sep = opts.sep == nil and f.sep or opts.sep
   if type(sep) ~= "string" or sep == "" then
-    error("moonml.rec.load: sep must be a non-empty string", 0)
+    error("moonml.rec." .. fn .. ": sep must be a non-empty string", 0)
   end
   local header = f.header
   if opts.header ~= nil then
     header = opts.header and true or false
   end
-  local scale = check_scale(opts.scale, "load") or (f.scale and { f.scale[1], f.scale[2] })
+  local scale = check_scale(opts.scale, fn) or (f.scale and { f.scale[1], f.scale[2] })
   local popts = {
     sep = sep, header = header, skip_bad = opts.skip_bad and true or false,
     min_fields = f.min, max_fields = f.max, name = path:match("[^/\\]*$"),
-    op = "moonml.rec.load",
+    op = "moonml.rec." .. fn,
   }
   if scale then
     popts.lo, popts.hi = scale[1], scale[2]
@@ -505,11 +517,13 @@ function data.load(path, opts)
     first_skipped = info.first_skipped ~= 0 and info.first_skipped or nil })
 end
 
---- Loads several files into one id space (e.g. u1.base and u1.test): a list of sets.
-function data.load_many(paths, opts)
+local function load_many(paths, opts, fn)
+  if type(paths) ~= "table" or #paths == 0 then
+    error("moonml.rec." .. fn .. ": expected a non-empty Lua array of file paths, got " .. type(paths), 0)
+  end
   local parsed, ids = {}, data.IdMap()
   for p, path in ipairs(paths) do
-    local store, users, items, info = parse(path, opts)
+    local store, users, items, info = parse(path, opts, fn)
     parsed[p] = { store = store, users = canon(users), items = canon(items), info = info }
     for _, u in ipairs(users) do ids:add_user(u) end
     for _, i in ipairs(items) do ids:add_item(i) end
@@ -528,6 +542,11 @@ function data.load_many(paths, opts)
     out[k] = new_set(store, ids, scale, { skipped = p.info.skipped, name = paths[k] })
   end
   return out
+end
+
+--- Loads several files into one id space (e.g. u1.base and u1.test): a list of sets.
+function data.load_many(paths, opts)
+  return load_many(paths, opts, "load_many")
 end
 
 --- The predefined ML-100k splits: `predefined_folds(dir, "u")` gives the five folds
@@ -553,7 +572,7 @@ function data.predefined_folds(dir, which, opts)
     paths[#paths + 1] = dir .. "/" .. n .. ".base"
     paths[#paths + 1] = dir .. "/" .. n .. ".test"
   end
-  local sets = data.load_many(paths, opts)
+  local sets = load_many(paths, opts, "predefined_folds")
   local out = {}
   for f = 1, #names do
     out[f] = { train = sets[2 * f - 1], test = sets[2 * f], name = names[f] }

@@ -11,6 +11,9 @@ local function predictions(name, a, b)
       error(string.format("moonml.rec.%s: expected a fitted model as argument 1, got %s",
         name, type(a)), 0)
     end
+    if not a.trainset then
+      error(string.format("moonml.rec.%s: the model is not fitted (call fit first)", name), 0)
+    end
     a = a:test(b)
   elseif type(a) ~= "table" or (a[1] ~= nil and type(a[1]) ~= "table") then
     error(string.format("moonml.rec.%s: expected (model, testset) or a list of predictions",

@@ -31,6 +31,9 @@ function validation.cross_validate(algo, set, opts)
       error("moonml.rec.cross_validate: expected a rating set as argument 2, got " ..
         type(set), 0)
     end
+    if folds < 2 then
+      error("moonml.rec.cross_validate: folds must be at least 2, got " .. folds, 0)
+    end
     folds = set:folds(folds, { seed = opts.seed })
   elseif type(folds) ~= "table" or #folds == 0 then
     error("moonml.rec.cross_validate: folds must be a count or a list of {train =, test =}", 0)
@@ -148,7 +151,14 @@ function validation.grid_search(algo, grid, set, opts)
   end
   local results, best = {}, nil
   local sign = HIGHER_BETTER[measure] and -1 or 1
-  for n, params in ipairs(combinations(grid)) do
+  local grid_points = combinations(grid)
+  for _, params in ipairs(grid_points) do -- every combination makes a model before any fit
+    local ok, err = pcall(make, params)
+    if not ok then
+      error("moonml.rec.grid_search: " .. tostring(err), 0)
+    end
+  end
+  for n, params in ipairs(grid_points) do
     local res = validation.cross_validate(function() return make(params) end, nil,
       { folds = folds, measures = { measure } })
     local entry = { params = params, mean = res.mean, fit_time = res.fit_time,
