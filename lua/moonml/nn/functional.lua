@@ -18,10 +18,13 @@ function F.log_softmax(x, dim)
   return ml.log_softmax(x, dim or -1)
 end
 
---- y = x W^T + b (W is out x in).
+--- y = x W^T + b (W is out x in): one fused op when W is 2-D and b is absent or 1-D (the
+-- layer's case); other shapes PyTorch accepts (a 1-D weight, a bias that broadcasts) are
+-- composed from matmul and add.
 function F.linear(x, weight, bias)
-  if bias ~= nil and ml.is_tensor(x) and x:dim() == 2 then
-    return ml.addmm(bias, x, weight:t())
+  if ml.is_tensor(weight) and weight:dim() == 2 and (bias == nil
+    or ml.is_tensor(bias) and bias:dim() == 1 and bias:size(1) == weight:size(1)) then
+    return ml.linear(x, weight, bias)
   end
   local y = ml.matmul(x, weight:t())
   if bias ~= nil then
