@@ -81,6 +81,10 @@ $(BUILD)/obj/%.o: src/%.c src/moonml.h $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# The optimizers' update loops take square roots; without errno (nothing reads it) they
+# vectorise.
+$(BUILD)/obj/optim/optim.o: ALL_CFLAGS += -fno-math-errno
+
 $(LIB): $(CORE_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
