@@ -10,9 +10,10 @@ local function simple(name, fn)
   function cls.new()
     return Module.init(cls)
   end
-  function cls:forward(x)
+  function cls.forward(_, x)
     return fn(x)
   end
+  cls.__call = cls.forward
   activation[name] = cls
 end
 
@@ -30,6 +31,7 @@ local function along_dim(name, fn)
   function cls:forward(x)
     return fn(x, self.dim)
   end
+  cls.__call = cls.forward
   function cls:extra_repr()
     return "dim=" .. tostring(self.dim)
   end
@@ -53,6 +55,7 @@ local function with_param(name, fn, pname, default)
   function cls:forward(x)
     return fn(x, self[pname])
   end
+  cls.__call = cls.forward
   function cls:extra_repr()
     return pname .. "=" .. tostring(self[pname])
   end

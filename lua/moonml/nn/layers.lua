@@ -14,6 +14,7 @@ end
 function Flatten:forward(x)
   return x:flatten(self.start_dim, self.end_dim)
 end
+Flatten.__call = Flatten.forward
 function Flatten:extra_repr()
   return string.format("start_dim=%d, end_dim=%d", self.start_dim, self.end_dim)
 end

@@ -37,6 +37,7 @@ local linear = ml.linear
 function Linear:forward(x)
   return linear(x, self.weight, self.bias, "nn.Linear")
 end
+Linear.__call = Linear.forward
 
 function Linear:extra_repr()
   return string.format("%d -> %d%s", self.in_features, self.out_features,

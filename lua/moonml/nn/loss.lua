@@ -12,9 +12,11 @@ local function define(name, fname, allowed)
     self.opts = Module.check_opts(name, opts, allowed)
     return self
   end
+  local fn = F[fname]
   function cls:forward(input, target)
-    return F[fname](input, target, self.opts)
+    return fn(input, target, self.opts)
   end
+  cls.__call = cls.forward
   function cls:extra_repr()
     return self.opts.reduction and ("reduction=" .. self.opts.reduction) or ""
   end

@@ -15,6 +15,7 @@ local function kernel_layer(name, fn, allowed)
   function cls:forward(x)
     return fn(x, self.kernel_size, self.opts)
   end
+  cls.__call = cls.forward
   function cls:extra_repr()
     local k = self.kernel_size
     return "kernel_size=" .. (type(k) == "table" and ("{" .. table.concat(k, ", ") .. "}") or tostring(k))
