@@ -55,7 +55,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 DEB_PACKAGES := dataset-fashion-mnist lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all test-c demo bench bench-rec bench-lstm lint format rock install clean
+.PHONY: all rebuild deps test test-all test-c demo bench bench-rec bench-lstm bench-nn lint format rock install clean
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -120,7 +120,7 @@ demo: all
 
 # Benchmarks. bench-rec: every recommender on ML-100k (Surprise's folds) and ML-latest-small
 # beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data folder.
-bench: bench-rec bench-lstm
+bench: bench-rec bench-lstm bench-nn
 
 bench-rec: all
 	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
@@ -128,6 +128,11 @@ bench-rec: all
 # bench-lstm: LSTM forward+backward (input 64, hidden 128, T 50, batch 32) beside PyTorch.
 bench-lstm: all
 	$(RUN_ENV) $(LUA) bench/lstm.lua
+
+# bench-nn: the Fashion-MNIST MLP and CNN training loops, the 32-64-4 MLP per call and CNN
+# inference beside PyTorch (bench/nn_torch.py), one thread each, OpenBLAS's pool included.
+bench-nn: all
+	OPENBLAS_NUM_THREADS=1 $(RUN_ENV) $(LUA) bench/nn.lua
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:
