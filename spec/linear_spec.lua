@@ -97,6 +97,22 @@ describe("ml.linear against PyTorch", function()
   end)
 end)
 
+describe("ml.linear on few rows (the direct loops)", function()
+  it("matches the float64 product for widths around the 16-lane blocks, any bias stride", function()
+    ml.manual_seed(9)
+    for _, s in ipairs({ { 1, 1, 1 }, { 1, 37, 20 }, { 3, 16, 16 }, { 2, 33, 47 }, { 1, 5, 3 } }) do
+      local rows, k, n = s[1], s[2], s[3]
+      local x, w = ml.randn(rows, k), ml.randn(n, k)
+      local b = ml.randn(n, 3):select(2, 2) -- a bias with stride 3
+      local want = x:double():matmul(w:double():t()) + b:double()
+      h.assert_close(ml.linear(x, w, b):double(), want, { rtol = 1e-5, atol = 1e-5 })
+      h.assert_close(ml.linear(x, w, b:contiguous()):double(), want, { rtol = 1e-5, atol = 1e-5 })
+      h.assert_close(ml.linear(x, w):double(), x:double():matmul(w:double():t()),
+        { rtol = 1e-5, atol = 1e-5 })
+    end
+  end)
+end)
+
 describe("ml.linear gradients", function()
   it("pass gradcheck on the direct loops (float64)", function()
     ml.manual_seed(1)

@@ -10,7 +10,8 @@
  * - direct loops for small products (fewer than DIRECT_ROWS rows, or little work): a
  *   one-sample MLP step is dominated by call overhead, and a BLAS call plus the
  *   transposed-view and separate-bias nodes of the composed form cost more than the
- *   arithmetic;
+ *   arithmetic (the float32 forward takes 16 outputs at a time with AVX-512F, with fused
+ *   multiply-adds, so its last bits may differ from the plain loop's);
  * - float32 on CPUs with AVX-512F: the packed kernels of sgemm_avx512.c, which reach
  *   about 2x Debian's OpenBLAS (Haswell kernels) on these shapes (784 -> 256 layer, batch
  *   128: forward 0.30 ms against 0.85 ms; weight gradient 0.21 ms against 0.42 ms);
@@ -169,6 +170,81 @@ DEFINE_DIRECT(f64, double, double)
 DEFINE_DIRECT(i64, int64_t, uint64_t)
 DEFINE_DIRECT_GRAD(f32, float)
 DEFINE_DIRECT_GRAD(f64, double)
+
+#ifdef MM_HAVE_SGEMM_AVX512
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static __mmask16 lanes_below(int64_t n) {
+  return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/* r[j] = sum of the 16 lanes of v[j]: a tree of unpacks and lane shuffles (45 operations
+ * for 16 sums, where 16 separate reductions take about 130). */
+AVX512 static __m512 sum16(__m512 v[16]) {
+  __m512 w[8], u[4];
+  for (int p = 0; p < 8; p++) /* per 128-bit lane: a02 b02 a13 b13 */
+    w[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
+                         _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+  for (int q = 0; q < 4; q++) { /* per 128-bit lane: the lane's sums of v[4q .. 4q + 3] */
+    __m512d x = _mm512_castps_pd(w[2 * q]), y = _mm512_castps_pd(w[2 * q + 1]);
+    u[q] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  __m512 z0 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88), _mm512_shuffle_f32x4(u[0], u[1], 0xDD));
+  __m512 z1 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88), _mm512_shuffle_f32x4(u[2], u[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(z0, z1, 0x88), _mm512_shuffle_f32x4(z0, z1, 0xDD));
+}
+
+/* fwd_f32 for rows of x and w with unit column stride: 16 outputs at a time, their dot
+ * products kept in 16 vector accumulators and summed by one tree (one sample through
+ * 32 -> 64: 0.22 us in the plain loop, about 0.06 us here). */
+AVX512 static void fwd_avx512(const mat2 *x, const mat2 *w, const float *b, int64_t bs, float *y) {
+  int64_t k = x->cols, n = w->rows;
+  for (int64_t m = 0; m < x->rows; m++) {
+    const float *xm = (const float *)x->p + m * x->rs;
+    for (int64_t o0 = 0; o0 < n; o0 += 16) {
+      int64_t nb = n - o0 < 16 ? n - o0 : 16;
+      __m512 acc[16];
+      for (int j = 0; j < 16; j++)
+        acc[j] = _mm512_setzero_ps();
+      for (int64_t i = 0; i < k; i += 16) {
+        __mmask16 mask = lanes_below(k - i);
+        __m512 xv = _mm512_maskz_loadu_ps(mask, xm + i);
+        for (int j = 0; j < nb; j++) {
+          const float *wo = (const float *)w->p + (o0 + j) * w->rs;
+          acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, wo + i), xv, acc[j]);
+        }
+      }
+      __m512 r = sum16(acc);
+      __mmask16 keep = lanes_below(nb);
+      if (b && bs == 1) {
+        r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(keep, b + o0));
+      } else if (b) {
+        float tmp[16];
+        _mm512_storeu_ps(tmp, r);
+        for (int j = 0; j < nb; j++)
+          tmp[j] += b[(o0 + j) * bs];
+        r = _mm512_loadu_ps(tmp);
+      }
+      _mm512_mask_storeu_ps(y + m * n + o0, keep, r);
+    }
+  }
+}
+#endif
+
+static void fwd_direct_f32(const mat2 *x, const mat2 *w, const float *b, int64_t bs, float *y) {
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (x->cs == 1 && w->cs == 1 && mm_sgemm_fast_available()) {
+    fwd_avx512(x, w, b, bs, y);
+    return;
+  }
+#endif
+  fwd_f32(x, w, b, bs, y);
+}
 
 /* ------------------------------------------------------------------ BLAS */
 
@@ -442,7 +518,7 @@ mm_tensor *mm_linear(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const 
     const void *bp = b ? mm_data(b) : NULL;
     int64_t bs = b ? b->stride[0] : 0;
     if (dt == MM_FLOAT32)
-      fwd_f32(&xm, &wm, bp, bs, mm_data(y));
+      fwd_direct_f32(&xm, &wm, bp, bs, mm_data(y));
     else if (dt == MM_FLOAT64)
       fwd_f64(&xm, &wm, bp, bs, mm_data(y));
     else
