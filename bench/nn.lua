@@ -17,7 +17,7 @@
 -- OpenBLAS for its GEMMs and torch.set_num_threads(1) alone leaves OpenBLAS a pool of
 -- its own.
 --   make bench-nn     (or: make && OPENBLAS_NUM_THREADS=1 lua5.4 bench/nn.lua)
--- Environment: NN_BENCH_ROUNDS (default 3).
+-- Environment: NN_BENCH_ROUNDS (default 5; about 13 s each on an idle machine).
 package.cpath = "./build/?.so;" .. package.cpath
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 local ml = require("moonml")
@@ -30,7 +30,7 @@ local nn = ml.nn
 collectgarbage("incremental")
 ml.set_num_threads(1)
 
-local ROUNDS = tonumber(os.getenv("NN_BENCH_ROUNDS")) or 3
+local ROUNDS = tonumber(os.getenv("NN_BENCH_ROUNDS")) or 5
 local MLP_EPOCHS, CNN_WINDOWS, CNN_BATCHES, SMALL_RUNS = 2, 2, 50, 5
 local PYTHON = "/usr/bin/python3"
 local DATA = "/usr/share/datasets/fashion-mnist"
