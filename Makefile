@@ -60,8 +60,8 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clan
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config lua-ldoc \
                 lua-discount dataset-fashion-mnist
 
-.PHONY: all rebuild deps test test-all test-c demo bench bench-ops bench-rec bench-lstm lint \
-        format rock install clean docs test-asan test-valgrind fuzz fuzz-build soak
+.PHONY: all rebuild deps test test-all test-c demo bench bench-ops bench-rec bench-lstm \
+        bench-nn lint format rock install clean docs test-asan test-valgrind fuzz fuzz-build soak
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -86,6 +86,10 @@ deps:
 $(BUILD)/obj/%.o: src/%.c src/moonml.h $(wildcard src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The optimizers' update loops take square roots; without errno (nothing reads it) they
+# vectorise.
+$(BUILD)/obj/optim/optim.o: ALL_CFLAGS += -fno-math-errno
 
 $(LIB): $(CORE_OBJS)
 	@mkdir -p $(dir $@)
@@ -193,7 +197,7 @@ demo: all
 # side by side. bench-rec: every recommender on ML-100k (Surprise's folds) and
 # ML-latest-small beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data
 # folder.
-bench: bench-ops bench-rec bench-lstm
+bench: bench-ops bench-rec bench-lstm bench-nn
 
 BENCH_REF := $(BUILD)/bench/ref
 $(BENCH_REF): bench/ref.c
@@ -209,6 +213,11 @@ bench-rec: all
 # bench-lstm: LSTM forward+backward (input 64, hidden 128, T 50, batch 32) beside PyTorch.
 bench-lstm: all
 	$(RUN_ENV) $(LUA) bench/lstm.lua
+
+# bench-nn: the Fashion-MNIST MLP and CNN training loops, the 32-64-4 MLP per call and CNN
+# inference beside PyTorch (bench/nn_torch.py), one thread each, OpenBLAS's pool included.
+bench-nn: all
+	OPENBLAS_NUM_THREADS=1 $(RUN_ENV) $(LUA) bench/nn.lua
 
 LUA_DIRS := $(wildcard lua spec examples bench tools)
 lint:

@@ -10,6 +10,10 @@ local nn = ml.nn
 local dir = arg and arg[1] or "/usr/share/datasets/fashion-mnist"
 local epochs = tonumber(arg and arg[2]) or 5
 
+-- The incremental collector: a tensor's buffer returns to moonml's cache only when Lua
+-- collects the tensor, and lua5.4's default generational mode keeps a batch's tensors
+-- until a major collection (0.48 s per epoch there against 0.43 s, one thread).
+collectgarbage("incremental")
 ml.manual_seed(0)
 local xtr, ytr = ml.data.fashion_mnist({ split = "train", dir = dir })
 local xte, yte = ml.data.fashion_mnist({ split = "test", dir = dir })

@@ -130,6 +130,11 @@ local ALLOWED = {
   ["nn.MaxPool2d:extra_repr"] = "takes no arguments but self",
   ["nn.MultiMarginLoss:extra_repr"] = "takes no arguments but self",
   ["nn.NLLLoss:extra_repr"] = "takes no arguments but self",
+  ["optim.SGD:step_group"] = "called by Optimizer:step with the groups the constructor checked",
+  ["optim.Adam:step_group"] = "called by Optimizer:step with the groups the constructor checked",
+  ["optim.AdamW:step_group"] = "called by Optimizer:step with the groups the constructor checked",
+  ["optim.RMSprop:step_group"] = "called by Optimizer:step with the groups the constructor checked",
+  ["optim.Adagrad:step_group"] = "called by Optimizer:step with the groups the constructor checked",
   ["rec.base.persist"] = "declares a class's saved state when the package loads; called by the package",
 }
 
@@ -314,6 +319,7 @@ do
   cases("cross_entropy nll_loss", A(x, ml.tensor({ 1, 9 }, "int64")), A(x, ml.tensor({ 1 }, "int64")))
   cases("mse_loss l1_loss", A(x, v3), A(x, "a"))
   cases("rnn", A(nil), A("bogus", x))
+  cases("linear", A(nil), A("x"), A(x, "w"), A(x, ml.ones(4, 4)), A(x, ml.ones(2, 3), ml.ones(5)))
   cases("methods.log", A(nil), A({ 1, 2 }), A(true))
   cases("save", A(nil, "p"), A({ x = 5 }, os.tmpname()), A({ x = v3 }, nil))
   cases("load", A(nil), A(5), A("/nonexistent/moonml.safetensors"))

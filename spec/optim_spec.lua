@@ -203,3 +203,88 @@ describe("optim.clip_grad_norm", function()
     h.assert_error("moonml.optim.clip_grad_norm:", "array", ml.optim.clip_grad_norm, 5, 1)
   end)
 end)
+
+describe("optim group steps (one C call per group)", function()
+  -- Per-parameter form: the classes' update(), driven by a Lua loop as a custom optimizer's.
+  local function per_parameter(cls)
+    local sub = ml.optim.Optimizer.extend(cls.__name, cls.defaults, cls.required)
+    sub.check, sub.update = cls.check, cls.update
+    return sub
+  end
+
+  local configs = {
+    { "SGD", { lr = 0.1 } },
+    { "SGD", { lr = 0.1, momentum = 0.9, nesterov = true, weight_decay = 0.01 } },
+    { "SGD", { lr = 0.1, momentum = 0.5, dampening = 0.2, maximize = true } },
+    { "Adam", { lr = 0.05, amsgrad = true, weight_decay = 0.1 } },
+    { "AdamW", { lr = 0.05 } },
+    { "RMSprop", { lr = 0.01, momentum = 0.9, centered = true } },
+    { "Adagrad", { lr = 0.1, lr_decay = 0.01, initial_accumulator_value = 0.5 } },
+  }
+  for _, c in ipairs(configs) do
+    it("equal the per-parameter steps: " .. c[1], function()
+      ml.manual_seed(5)
+      local init = { ml.randn(3, 4), ml.randn(4), ml.randn(2, 2, { dtype = "float64" }) }
+      local results = {}
+      for k, cls in ipairs({ ml.optim[c[1]], per_parameter(ml.optim[c[1]]) }) do
+        local ps = {}
+        for i, t in ipairs(init) do
+          ps[i] = t:clone():requires_grad_()
+        end
+        -- the third parameter has no gradient on the first step
+        local opt = cls(ps, c[2])
+        for step = 1, 4 do
+          opt:zero_grad()
+          for i, p in ipairs(ps) do
+            if i < 3 or step > 1 then
+              p.grad = ml.no_grad(function()
+                return p * p - p * step
+              end)
+            end
+          end
+          opt:step()
+        end
+        local sd = opt:state_dict()
+        results[k] = { ps = ps, state = sd.state }
+      end
+      for i = 1, 3 do
+        h.assert_close(results[1].ps[i], results[2].ps[i], { rtol = 0, atol = 0 })
+      end
+      for i = 1, 3 do
+        local a, b = results[1].state[i], results[2].state[i]
+        for key, v in pairs(b) do
+          if ml.is_tensor(v) then
+            h.assert_close(a[key], v, { rtol = 0, atol = 0 })
+          else
+            assert.are.equal(v, a[key])
+          end
+        end
+        for key in pairs(a) do
+          assert.is_not_nil(b[key], key)
+        end
+      end
+    end)
+  end
+
+  it("zero_grad drops every group's gradients and lets the buffers go", function()
+    local a, b = ml.ones(2):requires_grad_(), ml.ones(3):requires_grad_()
+    local opt = ml.optim.SGD({ { params = { a } }, { params = { b } } }, { lr = 0.1 })
+    a.grad, b.grad = ml.ones(2), ml.ones(3)
+    opt:zero_grad()
+    assert.is_nil(a.grad)
+    assert.is_nil(b.grad)
+  end)
+
+  it("reports bad state and parameters", function()
+    local p = ml.ones(2):requires_grad_()
+    h.assert_error("moonml.Adam:", "state table", ml._optim.adam_group, { p }, 5, 0.1, 0.9, 0.999,
+      1e-8, 0, false, false, false)
+    h.assert_error("moonml.SGD:", "expected a tensor", ml._optim.sgd_group, { "x" }, {}, 0.1, 0, 0,
+      0, false, false)
+    local opt = ml.optim.Adam({ p })
+    p.grad = ml.ones(2)
+    opt:step()
+    opt.state[p].exp_avg = ml.zeros(3)
+    h.assert_error("moonml.Adam:", "exp_avg has shape", opt.step, opt)
+  end)
+end)

@@ -1,8 +1,8 @@
-/* Lua binding for the nn kernels (src/ops/conv.c, pool.c, norm.c, activation.c, loss.c):
- * ml.conv2d, ml.conv_transpose2d, ml.max_pool2d, ml.avg_pool2d, ml.adaptive_avg_pool2d,
- * ml.batch_norm, ml.layer_norm, the losses, and the activations leaky_relu, elu, gelu and
- * softplus (also tensor methods). Options come last in a table, with PyTorch's names and
- * defaults. Class targets and returned max-pool indices count from 1. */
+/* Lua binding for the nn kernels (src/ops/linear.c, conv.c, pool.c, norm.c, activation.c,
+ * loss.c): ml.linear, ml.conv2d, ml.conv_transpose2d, ml.max_pool2d, ml.avg_pool2d,
+ * ml.adaptive_avg_pool2d, ml.batch_norm, ml.layer_norm, the losses, and the activations
+ * leaky_relu, elu, gelu and softplus (also tensor methods). Options come last in a table,
+ * with PyTorch's names and defaults. Class targets and returned max-pool indices count from 1. */
 #include "../ops/nn.h"
 #include "binding.h"
 
@@ -253,6 +253,23 @@ static int split_bias_opts(lua_State *L, const char *fn, mm_tensor **bias) {
   }
   *bias = arg_tensor_or_nil(L, 3, fn);
   return 4;
+}
+
+/* ml.linear(x, weight [, bias] [, name]) = x W^T + b (src/ops/linear.c). name (a string)
+ * is how error messages name the caller: nn.Linear passes "nn.Linear". */
+static int l_linear(lua_State *L) {
+  const char *fn = lua_type(L, 4) == LUA_TSTRING ? lua_tostring(L, 4) : "linear";
+  mm_tensor *x = mml_check_tensor(L, 1, fn), *w = mml_check_tensor(L, 2, fn);
+  mm_tensor *b = lua_isnoneornil(L, 3) ? NULL : mml_check_tensor(L, 3, fn);
+  mm_ctx *ctx = mml_ctx(L);
+  mm_tensor *y = mm_linear(ctx, x, w, b);
+  if (!y) {
+    const char *msg = mm_ctx_error(ctx);
+    if (strncmp(msg, "moonml.linear:", 14) == 0)
+      mml_error(L, "moonml.%s:%s", fn, msg + 14);
+  }
+  mml_push_tensor(L, y);
+  return 1;
 }
 
 /* ml.conv2d(x, weight [, bias] [, {stride, padding, dilation, groups}]); padding may be
@@ -683,6 +700,7 @@ static const luaL_Reg methods[] = {
 };
 
 static const luaL_Reg functions[] = {
+    {"linear", l_linear},
     {"conv2d", l_conv2d},
     {"conv_transpose2d", l_conv_transpose2d},
     {"max_pool2d", l_max_pool2d},

@@ -25,6 +25,13 @@ typedef enum mm_reduction {
   MM_REDUCTION_BATCHMEAN /* kl_div only: sum / batch size */
 } mm_reduction;
 
+/* ---------------------------------------------------------------- linear */
+
+/* y = x W^T + b: x [..., in] (or [in]), weight [out, in], bias [out] or NULL; y [..., out].
+ * float32, float64 and int64 (no gradient). One node (LinearBackward) for all three. */
+MM_API mm_tensor *mm_linear(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *weight,
+                            const mm_tensor *bias);
+
 /* ---------------------------------------------------------------- convolution */
 
 typedef struct mm_conv_opts {

@@ -4,6 +4,7 @@
  * Planes (n, c) are independent and split over threads with mm_parallel_for. */
 #include "nn_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -171,6 +172,106 @@ static int64_t pool_grain(int64_t per_plane) {
 DEFINE_MAX_POOL(f32, float)
 DEFINE_MAX_POOL(f64, double)
 
+/* The CNNs' common case, 2x2 windows at stride 2 without padding or dilation, without the
+ * general loop's bounds: the four elements of a window are compared in the same order
+ * with the same rule (a NaN wins, a later NaN over an earlier one), without branches,
+ * which the general loop mispredicts on every other window. On CPUs with AVX-512F,
+ * float32 rows go 16 windows at a time (the rows of a CNN's planes are 7-14 windows long,
+ * too short for the compiler's vector loop): 64 x 32 x 28 x 28 took 6.2 ms in the
+ * general loop, PyTorch 1.13 takes 6.1 ms. */
+#define DEFINE_MAX_POOL_2X2(SUFFIX, T)                                                             \
+  static void max2_fwd_##SUFFIX(int64_t p0, int64_t p1, void *arg) {                               \
+    const pool_job *j = arg;                                                                       \
+    int64_t w = j->g.w, oh = j->g.oh, ow = j->g.ow;                                                \
+    for (int64_t p = p0; p < p1; p++) {                                                            \
+      const T *in = (const T *)j->in + p * j->g.h * w;                                             \
+      T *out = (T *)j->out + p * oh * ow;                                                          \
+      int64_t *idx = j->idx + p * oh * ow;                                                         \
+      for (int64_t oy = 0; oy < oh; oy++) {                                                        \
+        const T *r0 = in + 2 * oy * w, *r1 = r0 + w;                                               \
+        for (int64_t ox = 0; ox < ow; ox++) {                                                      \
+          T m = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];                \
+          int64_t k = 0; /* offset in the window: 0, 1, w or w + 1 */                              \
+          bool t = (b > m) | (b != b);                                                             \
+          m = t ? b : m;                                                                           \
+          k = t ? 1 : k;                                                                           \
+          t = (c > m) | (c != c);                                                                  \
+          m = t ? c : m;                                                                           \
+          k = t ? w : k;                                                                           \
+          t = (d > m) | (d != d);                                                                  \
+          m = t ? d : m;                                                                           \
+          k = t ? w + 1 : k;                                                                       \
+          out[oy * ow + ox] = m;                                                                   \
+          idx[oy * ow + ox] = 2 * oy * w + 2 * ox + k;                                             \
+        }                                                                                          \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+DEFINE_MAX_POOL_2X2(f32, float)
+DEFINE_MAX_POOL_2X2(f64, double)
+
+#ifdef MM_HAVE_SGEMM_AVX512
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+static __mmask16 lanes_below(int64_t n) {
+  return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+/* m, k <- v, off where v > m or v is NaN (lanes of one window position) */
+#define TAKE(v, off)                                                                               \
+  {                                                                                                \
+    __mmask16 t = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);   \
+    m = _mm512_mask_mov_ps(m, t, v);                                                               \
+    k = _mm512_mask_mov_epi32(k, t, _mm512_set1_epi32(off));                                       \
+  }
+
+AVX512 static void max2_fwd_avx512(int64_t p0, int64_t p1, void *arg) {
+  const pool_job *j = arg;
+  int64_t w = j->g.w, oh = j->g.oh, ow = j->g.ow;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i twice = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+  for (int64_t p = p0; p < p1; p++) {
+    const float *in = (const float *)j->in + p * j->g.h * w;
+    float *out = (float *)j->out + p * oh * ow;
+    int64_t *idx = j->idx + p * oh * ow;
+    for (int64_t oy = 0; oy < oh; oy++) {
+      const float *r0 = in + 2 * oy * w, *r1 = r0 + w;
+      for (int64_t ox = 0; ox < ow; ox += 16) {
+        int64_t n = ow - ox < 16 ? ow - ox : 16; /* windows in this step */
+        __mmask16 lo = lanes_below(2 * n), hi = lanes_below(2 * n - 16);
+        __m512 x0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox);
+        __m512 x1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+        __m512 y0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox);
+        __m512 y1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+        __m512 m = _mm512_permutex2var_ps(x0, even, x1);
+        __m512i k = _mm512_setzero_si512();
+        __m512 b = _mm512_permutex2var_ps(x0, odd, x1);
+        TAKE(b, 1)
+        __m512 c = _mm512_permutex2var_ps(y0, even, y1);
+        TAKE(c, (int)w)
+        __m512 d = _mm512_permutex2var_ps(y0, odd, y1);
+        TAKE(d, (int)w + 1)
+        __mmask16 keep = lanes_below(n);
+        _mm512_mask_storeu_ps(out + oy * ow + ox, keep, m);
+        /* positions 2 * oy * w + 2 * (ox + lane) + k, in int64 */
+        __m512i base = _mm512_add_epi64(_mm512_set1_epi64(2 * oy * w + 2 * ox), twice);
+        __m512i klo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(k));
+        __m512i khi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(k, 1));
+        int64_t *dst = idx + oy * ow + ox;
+        _mm512_mask_storeu_epi64(dst, (__mmask8)keep, _mm512_add_epi64(base, klo));
+        _mm512_mask_storeu_epi64(
+            dst + 8, (__mmask8)(keep >> 8),
+            _mm512_add_epi64(_mm512_add_epi64(base, _mm512_set1_epi64(16)), khi));
+      }
+    }
+  }
+}
+#endif
+
 static int max_pool_backward(mm_ctx *ctx, mm_node *node, const mm_tensor *grad_out,
                              mm_tensor **grad_in) {
   const mm_tensor *idx = node->saved[0];
@@ -216,8 +317,16 @@ mm_tensor *mm_max_pool2d(mm_ctx *ctx, const mm_tensor *x, const mm_pool_opts *o,
   j.in = mm_data(xc);
   j.out = mm_data(out);
   j.idx = mm_data(idx);
-  mm_parallel_for(j.g.planes, pool_grain(j.g.oh * j.g.ow * j.g.kh * j.g.kw),
-                  x->dtype == MM_FLOAT32 ? max_fwd_f32 : max_fwd_f64, &j);
+  const pool_geom *g = &j.g;
+  bool tiled = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+               g->dh == 1 && g->dw == 1 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
+  mm_range_fn run = x->dtype == MM_FLOAT32 ? (tiled ? max2_fwd_f32 : max_fwd_f32)
+                                           : (tiled ? max2_fwd_f64 : max_fwd_f64);
+#ifdef MM_HAVE_SGEMM_AVX512
+  if (tiled && x->dtype == MM_FLOAT32 && g->w < INT_MAX && mm_sgemm_fast_available())
+    run = max2_fwd_avx512;
+#endif
+  mm_parallel_for(j.g.planes, pool_grain(j.g.oh * j.g.ow * j.g.kh * j.g.kw), run, &j);
   mm_release(xc);
   const mm_tensor *inputs[1] = {x};
   mm_node *node;

@@ -40,21 +40,58 @@ int mm_optim_check(mm_ctx *ctx, const char *op, const mm_tensor *param, const mm
   return check_param(ctx, op, param) || check_like(ctx, op, param, grad, "grad") ? -1 : 0;
 }
 
-/* The update loops are written once over a element type T (float or double) by these
- * small static functions, called through the dtype switch in each entry point. */
+/* The update loops are written once over an element type T (float or double) by these
+ * small static functions, called through the dtype switch in each entry point. Options
+ * that change the loop body (weight decay, momentum, amsgrad, ...) are compile-time
+ * constants of separate loop copies, so that every copy vectorises; the functions are
+ * cloned for AVX2 and AVX-512 where the compiler and loader can pick a clone at run
+ * time. Each element's arithmetic is the same in every copy and clone (ISO C: no FMA
+ * contraction), so trajectories do not depend on the CPU. The Makefile builds this file
+ * with -fno-math-errno: sqrt that may set errno is a call GCC will not vectorise. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define OPTIM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define OPTIM_CLONES
+#endif
+
+#define SGD_BODY(T, WD, MOM, FIRST, NESTEROV)                                                      \
+  for (int64_t i = 0; i < n; i++) {                                                                \
+    T d = sign * g[i];                                                                             \
+    if (WD)                                                                                        \
+      d += wd * p[i];                                                                              \
+    if (MOM) {                                                                                     \
+      buf[i] = (FIRST) ? d : mom * buf[i] + (1 - damp) * d;                                        \
+      d = (NESTEROV) ? d + mom * buf[i] : buf[i];                                                  \
+    }                                                                                              \
+    p[i] -= lr * d;                                                                                \
+  }
+
 #define LOOP_SGD(T)                                                                                \
-  static void sgd_##T(T *p, const T *g, T *buf, int64_t n, bool first, const mm_sgd_opts *o) {     \
+  OPTIM_CLONES static void sgd_##T(T *restrict p, const T *restrict g, T *restrict buf, int64_t n, \
+                                   bool first, const mm_sgd_opts *o) {                             \
     T lr = (T)o->lr, mom = (T)o->momentum, damp = (T)o->dampening, wd = (T)o->weight_decay;        \
     T sign = o->maximize ? (T)-1 : (T)1;                                                           \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T d = sign * g[i];                                                                           \
-      if (wd != 0)                                                                                 \
-        d += wd * p[i];                                                                            \
-      if (mom != 0) {                                                                              \
-        buf[i] = first ? d : mom * buf[i] + (1 - damp) * d;                                        \
-        d = o->nesterov ? d + mom * buf[i] : buf[i];                                               \
-      }                                                                                            \
-      p[i] -= lr * d;                                                                              \
+    bool has_wd = wd != 0;                                                                         \
+    if (mom == 0) {                                                                                \
+      if (has_wd)                                                                                  \
+        SGD_BODY(T, 1, 0, 0, 0)                                                                    \
+      else                                                                                         \
+        SGD_BODY(T, 0, 0, 0, 0)                                                                    \
+    } else if (first) {                                                                            \
+      if (o->nesterov)                                                                             \
+        SGD_BODY(T, has_wd, 1, 1, 1)                                                               \
+      else                                                                                         \
+        SGD_BODY(T, has_wd, 1, 1, 0)                                                               \
+    } else if (o->nesterov) {                                                                      \
+      if (has_wd)                                                                                  \
+        SGD_BODY(T, 1, 1, 0, 1)                                                                    \
+      else                                                                                         \
+        SGD_BODY(T, 0, 1, 0, 1)                                                                    \
+    } else {                                                                                       \
+      if (has_wd)                                                                                  \
+        SGD_BODY(T, 1, 1, 0, 0)                                                                    \
+      else                                                                                         \
+        SGD_BODY(T, 0, 1, 0, 0)                                                                    \
     }                                                                                              \
   }
 LOOP_SGD(float)
@@ -78,30 +115,50 @@ int mm_sgd_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor 
   return 0;
 }
 
+/* DECAY: 0 none, 1 L2 (added to the gradient), 2 decoupled (AdamW) */
+#define ADAM_BODY(T, SQRT, DECAY, AMS)                                                             \
+  for (int64_t i = 0; i < n; i++) {                                                                \
+    T gi = sign * g[i];                                                                            \
+    if ((DECAY) == 2)                                                                              \
+      p[i] *= decay;                                                                               \
+    else if ((DECAY) == 1)                                                                         \
+      gi += wd * p[i];                                                                             \
+    m[i] = m[i] * b1 + one_b1 * gi;                                                                \
+    v[i] = v[i] * b2 + one_b2 * gi * gi;                                                           \
+    T second = v[i];                                                                               \
+    if (AMS) {                                                                                     \
+      vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                                   \
+      second = vmax[i];                                                                            \
+    }                                                                                              \
+    T denom = SQRT(second) / bc2_sqrt + eps;                                                       \
+    p[i] += -step_size * (m[i] / denom);                                                           \
+  }
+
 #define LOOP_ADAM(T, SQRT)                                                                         \
-  static void adam_##T(T *p, const T *g, T *m, T *v, T *vmax, int64_t n, int64_t step,             \
-                       const mm_adam_opts *o) {                                                    \
+  OPTIM_CLONES static void adam_##T(T *restrict p, const T *restrict g, T *restrict m,             \
+                                    T *restrict v, T *restrict vmax, int64_t n, int64_t step,      \
+                                    const mm_adam_opts *o) {                                       \
     /* scalars computed in double and rounded once, as torch does with Python floats */            \
     double bc1 = 1 - pow(o->beta1, (double)step), bc2 = 1 - pow(o->beta2, (double)step);           \
     T b1 = (T)o->beta1, b2 = (T)o->beta2, one_b1 = (T)(1 - o->beta1), one_b2 = (T)(1 - o->beta2);  \
     T eps = (T)o->eps, wd = (T)o->weight_decay, sign = o->maximize ? (T)-1 : (T)1;                 \
     T decay = (T)(1 - o->lr * o->weight_decay);                                                    \
     T step_size = (T)(o->lr / bc1), bc2_sqrt = (T)sqrt(bc2);                                       \
-    for (int64_t i = 0; i < n; i++) {                                                              \
-      T gi = sign * g[i];                                                                          \
-      if (o->decoupled)                                                                            \
-        p[i] *= decay;                                                                             \
-      else if (wd != 0)                                                                            \
-        gi += wd * p[i];                                                                           \
-      m[i] = m[i] * b1 + one_b1 * gi;                                                              \
-      v[i] = v[i] * b2 + one_b2 * gi * gi;                                                         \
-      T second = v[i];                                                                             \
-      if (vmax) {                                                                                  \
-        vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];                                                 \
-        second = vmax[i];                                                                          \
-      }                                                                                            \
-      T denom = SQRT(second) / bc2_sqrt + eps;                                                     \
-      p[i] += -step_size * (m[i] / denom);                                                         \
+    int kind = o->decoupled ? 2 : (wd != 0 ? 1 : 0);                                               \
+    if (vmax) {                                                                                    \
+      if (kind == 2)                                                                               \
+        ADAM_BODY(T, SQRT, 2, 1)                                                                   \
+      else if (kind == 1)                                                                          \
+        ADAM_BODY(T, SQRT, 1, 1)                                                                   \
+      else                                                                                         \
+        ADAM_BODY(T, SQRT, 0, 1)                                                                   \
+    } else {                                                                                       \
+      if (kind == 2)                                                                               \
+        ADAM_BODY(T, SQRT, 2, 0)                                                                   \
+      else if (kind == 1)                                                                          \
+        ADAM_BODY(T, SQRT, 1, 0)                                                                   \
+      else                                                                                         \
+        ADAM_BODY(T, SQRT, 0, 0)                                                                   \
     }                                                                                              \
   }
 LOOP_ADAM(float, sqrtf)
@@ -133,8 +190,9 @@ int mm_adam_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_tensor
 }
 
 #define LOOP_RMSPROP(T, SQRT)                                                                      \
-  static void rmsprop_##T(T *p, const T *g, T *sq, T *buf, T *ga, int64_t n,                       \
-                          const mm_rmsprop_opts *o) {                                              \
+  OPTIM_CLONES static void rmsprop_##T(T *restrict p, const T *restrict g, T *restrict sq,         \
+                                       T *restrict buf, T *restrict ga, int64_t n,                 \
+                                       const mm_rmsprop_opts *o) {                                 \
     T lr = (T)o->lr, alpha = (T)o->alpha, eps = (T)o->eps, wd = (T)o->weight_decay;                \
     T mom = (T)o->momentum, sign = o->maximize ? (T)-1 : (T)1;                                     \
     for (int64_t i = 0; i < n; i++) {                                                              \
@@ -182,8 +240,8 @@ int mm_rmsprop_step(mm_ctx *ctx, mm_tensor *param, const mm_tensor *grad, mm_ten
 }
 
 #define LOOP_ADAGRAD(T, SQRT)                                                                      \
-  static void adagrad_##T(T *p, const T *g, T *sum, int64_t n, int64_t step,                       \
-                          const mm_adagrad_opts *o) {                                              \
+  OPTIM_CLONES static void adagrad_##T(T *restrict p, const T *restrict g, T *restrict sum,        \
+                                       int64_t n, int64_t step, const mm_adagrad_opts *o) {        \
     T wd = (T)o->weight_decay, eps = (T)o->eps, sign = o->maximize ? (T)-1 : (T)1;                 \
     T clr = (T)(o->lr / (1 + (double)(step - 1) * o->lr_decay));                                   \
     for (int64_t i = 0; i < n; i++) {                                                              \

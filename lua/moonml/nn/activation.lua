@@ -13,9 +13,10 @@ local function simple(name, fn)
     return Module.init(cls)
   end
   --- The activation of x.
-  function cls:forward(x)
+  function cls.forward(_, x)
     return fn(x)
   end
+  cls.__call = cls.forward
   activation[name] = cls
 end
 
@@ -44,6 +45,7 @@ local function along_dim(name, fn)
   function cls:forward(x)
     return fn(x, self.dim)
   end
+  cls.__call = cls.forward
   --- "dim=<dim>"
   function cls:extra_repr()
     return "dim=" .. tostring(self.dim)
@@ -74,6 +76,7 @@ local function with_param(name, fn, pname, default)
   function cls:forward(x)
     return fn(x, self[pname])
   end
+  cls.__call = cls.forward
   --- The settings shown by tostring.
   function cls:extra_repr()
     return pname .. "=" .. tostring(self[pname])

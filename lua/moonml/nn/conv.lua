@@ -98,6 +98,7 @@ function Conv2d:forward(x)
   end
   return ml.conv2d(x, self.weight, o)
 end
+Conv2d.__call = Conv2d.forward
 Conv2d.extra_repr = describe
 conv.Conv2d = Conv2d
 

@@ -19,23 +19,27 @@ function F.log_softmax(x, dim)
   return ml.log_softmax(x, dim or -1)
 end
 
---- y = x W^T + b (W is out x in).
+--- y = x W^T + b (W is out x in): one fused op when W is 2-D and b is absent or 1-D (the
+-- layer's case); other shapes PyTorch accepts (a 1-D weight, a bias that broadcasts) are
+-- composed from matmul and add.
 function F.linear(x, weight, bias)
   if not ml.is_tensor(x) or not ml.is_tensor(weight) or (bias ~= nil and not ml.is_tensor(bias)) then
     error(string.format("moonml.linear: expected tensors input, weight[, bias], got %s, %s, %s",
       ml.is_tensor(x) and "tensor" or type(x), ml.is_tensor(weight) and "tensor" or type(weight),
       ml.is_tensor(bias) and "tensor" or type(bias)), 0)
   end
+  -- a bias that is not 1-D broadcasts as in PyTorch (the addition reports a mismatch)
   if weight:dim() == 2 and (x:dim() < 1 or x:size(-1) ~= weight:size(2)
-    or (bias ~= nil and (bias:dim() ~= 1 or bias:size(1) ~= weight:size(1)))) then
+    or (bias ~= nil and bias:dim() == 1 and bias:size(1) ~= weight:size(1))) then
     local function s(t)
       return t == nil and "none" or "{" .. table.concat(t:shape(), ", ") .. "}"
     end
     error(string.format("moonml.linear: input %s, weight %s and bias %s do not fit (weight is "
       .. "out x in, the input's last dimension in, bias out)", s(x), s(weight), s(bias)), 0)
   end
-  if bias ~= nil and x:dim() == 2 then
-    return ml.addmm(bias, x, weight:t())
+  if ml.is_tensor(weight) and weight:dim() == 2 and (bias == nil
+    or ml.is_tensor(bias) and bias:dim() == 1 and bias:size(1) == weight:size(1)) then
+    return ml.linear(x, weight, bias)
   end
   local y = ml.matmul(x, weight:t())
   if bias ~= nil then

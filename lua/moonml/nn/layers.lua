@@ -27,6 +27,7 @@ function Flatten:forward(x)
   end
   return x:flatten(self.start_dim, self.end_dim)
 end
+Flatten.__call = Flatten.forward
 --- "start_dim=<s>, end_dim=<e>"
 function Flatten:extra_repr()
   return string.format("start_dim=%d, end_dim=%d", self.start_dim, self.end_dim)

@@ -35,25 +35,15 @@ function Linear.new(in_features, out_features, opts)
   return self
 end
 
+local linear = ml.linear
+
+-- One fused op (src/ops/linear.c) with one autograd node; it checks the input and names
+-- this module in its errors.
 --- x W^T + b for x of shape [..., in_features].
 function Linear:forward(x)
-  if not ml.is_tensor(x) then
-    error("moonml.nn.Linear: expected a tensor input, got " .. type(x), 0)
-  end
-  local n = x:dim() > 0 and x:size(-1) or 0
-  if n ~= self.in_features then
-    error(string.format("moonml.nn.Linear: input has %d features in its last dimension, the "
-      .. "layer expects %d", n, self.in_features), 0)
-  end
-  if self.bias ~= nil and x:dim() == 2 then
-    return ml.addmm(self.bias, x, self.weight:t())
-  end
-  local y = x:matmul(self.weight:t())
-  if self.bias ~= nil then
-    y = y + self.bias
-  end
-  return y
+  return linear(x, self.weight, self.bias, "nn.Linear")
 end
+Linear.__call = Linear.forward
 
 --- "<in> -> <out>" (", no bias" without one).
 function Linear:extra_repr()

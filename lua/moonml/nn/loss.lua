@@ -20,10 +20,12 @@ local function define(name, fname, allowed)
     end
     return self
   end
+  local fn = F[fname]
   --- The loss of input against target.
   function cls:forward(input, target)
-    return F[fname](input, target, self.opts)
+    return fn(input, target, self.opts)
   end
+  cls.__call = cls.forward
   --- "reduction=<reduction>" when given.
   function cls:extra_repr()
     return self.opts.reduction and ("reduction=" .. self.opts.reduction) or ""

@@ -41,6 +41,9 @@ function Module.init(cls)
   return self
 end
 
+-- `module(x)` calls forward. The built-in layers set their class's __call to their forward
+-- itself (one call level less on every layer call); subclasses made with extend() get
+-- this generic one, which finds their own forward.
 function Module.__call(self, ...)
   return self:forward(...)
 end
@@ -222,9 +225,7 @@ end
 
 --- Drops every parameter's gradient (sets .grad to nil, as PyTorch's default).
 function Module:zero_grad()
-  for _, p in ipairs(self:parameters()) do
-    p.grad = nil
-  end
+  ml._optim.zero_grad(self:parameters())
   return self
 end
 

@@ -17,6 +17,7 @@ local function kernel_layer(name, fn, allowed)
   function cls:forward(x)
     return fn(x, self.kernel_size, self.opts)
   end
+  cls.__call = cls.forward
   --- The settings shown by tostring.
   function cls:extra_repr()
     local k = self.kernel_size

@@ -30,18 +30,27 @@ function Sequential:len()
 end
 Sequential.__len = Sequential.len
 
---- Each child on the previous one's output; an error names the child that failed.
-function Sequential:forward(x, ...)
-  for i = 1, #self._modules do
-    local child = self[i]
-    local ok, out = pcall(child.forward, child, x, ...)
-    if not ok then
-      error(string.format("moonml.nn.Sequential: child %d (%s): %s", i, child:_repr(""),
-        tostring(out)), 0)
-    end
-    x = out
+-- The children in order; self._at tells an error which child was running.
+local function run(self, n, x, ...)
+  for i = 1, n do
+    self._at = i
+    x = self[i]:forward(x, ...)
   end
   return x
 end
+
+-- One protected call for the whole chain (not one per child): errors still name the
+-- failing child.
+--- Each child on the previous one's output; an error names the child that failed.
+function Sequential:forward(x, ...)
+  local ok, out = pcall(run, self, #self._modules, x, ...)
+  if not ok then
+    local i = self._at
+    error(string.format("moonml.nn.Sequential: child %d (%s): %s", i, self[i]:_repr(""),
+      tostring(out)), 0)
+  end
+  return out
+end
+Sequential.__call = Sequential.forward
 
 return Sequential

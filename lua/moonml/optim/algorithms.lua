@@ -1,5 +1,7 @@
 --- The optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, with PyTorch 1.13's options and
--- defaults. Each step runs one fused C update per parameter. Found as `optim.SGD` etc.
+-- defaults. A step is one C call per parameter group (step_group), which runs one fused
+-- update per parameter; `update` is the same step for one parameter.
+-- Found as `optim.SGD` etc.
 -- @module moonml.optim.algorithms
 local ml = require("moonml")
 local Optimizer = require("moonml.optim.optimizer")
@@ -30,6 +32,11 @@ function SGD:update(g, p, grad, s)
   K.sgd_step(p, grad, s.momentum_buffer, first, g.lr, g.momentum, g.dampening, g.weight_decay,
     g.nesterov, g.maximize)
 end
+--- One step of every parameter of group (a single C call).
+function SGD:step_group(g, state)
+  K.sgd_group(g.params, state, g.lr, g.momentum, g.dampening, g.weight_decay, g.nesterov,
+    g.maximize)
+end
 algorithms.SGD = SGD
 
 local function check_betas(g, fail)
@@ -40,6 +47,13 @@ local function check_betas(g, fail)
   end
   if g.eps < 0 or g.weight_decay < 0 then
     fail("eps and weight_decay must be non-negative")
+  end
+end
+
+local function adam_group(decoupled)
+  return function(_, g, state)
+    K.adam_group(g.params, state, g.lr, g.betas[1], g.betas[2], g.eps, g.weight_decay, g.amsgrad,
+      g.maximize, decoupled)
   end
 end
 
@@ -65,6 +79,7 @@ local Adam = Optimizer.extend("Adam", { lr = 1e-3, betas = { 0.9, 0.999 }, eps =
   weight_decay = 0, amsgrad = false, maximize = false })
 Adam.check = check_betas
 Adam.update = adam_update(false)
+Adam.step_group = adam_group(false)
 algorithms.Adam = Adam
 
 --- AdamW: Adam with decoupled weight decay (default 1e-2).
@@ -72,6 +87,7 @@ local AdamW = Optimizer.extend("AdamW", { lr = 1e-3, betas = { 0.9, 0.999 }, eps
   weight_decay = 1e-2, amsgrad = false, maximize = false })
 AdamW.check = check_betas
 AdamW.update = adam_update(true)
+AdamW.step_group = adam_group(true)
 algorithms.AdamW = AdamW
 
 --- RMSprop(params, {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0,
@@ -100,6 +116,11 @@ function RMSprop:update(g, p, grad, s)
   K.rmsprop_step(p, grad, s.square_avg, s.momentum_buffer, s.grad_avg, g.lr, g.alpha, g.eps,
     g.weight_decay, g.momentum, g.centered, g.maximize)
 end
+--- One step of every parameter of group (a single C call).
+function RMSprop:step_group(g, state)
+  K.rmsprop_group(g.params, state, g.lr, g.alpha, g.eps, g.weight_decay, g.momentum, g.centered,
+    g.maximize)
+end
 algorithms.RMSprop = RMSprop
 
 --- Adagrad(params, {lr = 1e-2, lr_decay = 0, weight_decay = 0,
@@ -120,6 +141,11 @@ function Adagrad:update(g, p, grad, s)
   end
   s.step = s.step + 1
   K.adagrad_step(p, grad, s.sum, s.step, g.lr, g.lr_decay, g.weight_decay, g.eps, g.maximize)
+end
+--- One step of every parameter of group (a single C call).
+function Adagrad:step_group(g, state)
+  K.adagrad_group(g.params, state, g.lr, g.lr_decay, g.weight_decay, g.eps, g.maximize,
+    g.initial_accumulator_value)
 end
 algorithms.Adagrad = Adagrad
 

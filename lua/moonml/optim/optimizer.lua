@@ -1,10 +1,12 @@
 --- The optimizer base class: parameter groups, per-parameter state, zero_grad, and
 -- state_dict / load_state_dict so that a run can resume. Subclasses define
--- `update(group, p, state)` (one parameter's step through a fused C kernel).
+-- `step_group(group, state)` (one C call that updates every parameter of a group with a
+-- gradient, creating state[p] on first use) or `update(group, p, grad, state)` (one
+-- parameter's step, called in a Lua loop).
 -- @classmod moonml.optim.Optimizer
 local ml = require("moonml")
-local K = ml._optim
 
+local K = ml._optim
 local Optimizer = {}
 Optimizer.__index = Optimizer
 
@@ -117,10 +119,9 @@ end
 
 --- Drops every parameter's gradient (set to nil, PyTorch's default).
 function Optimizer:zero_grad()
-  for _, group in ipairs(self.param_groups) do
-    for _, p in ipairs(group.params) do
-      p.grad = nil
-    end
+  local groups = self.param_groups
+  for i = 1, #groups do
+    K.zero_grad(groups[i].params)
   end
 end
 
@@ -142,14 +143,21 @@ function Optimizer:step(closure)
     K.check_grads(group.params, getmetatable(self).__name, first)
     first = first + #group.params
   end
-  for _, group in ipairs(self.param_groups) do
+  local groups, all_state = self.param_groups, self.state
+  if self.step_group then
+    for i = 1, #groups do
+      self:step_group(groups[i], all_state)
+    end
+    return loss
+  end
+  for _, group in ipairs(groups) do
     for _, p in ipairs(group.params) do
       local g = p.grad
       if g ~= nil then
-        local state = self.state[p]
+        local state = all_state[p]
         if state == nil then
           state = {}
-          self.state[p] = state
+          all_state[p] = state
         end
         self:update(group, p, g, state)
       end

@@ -82,6 +82,7 @@ function Net:forward(users, items)
   return self.predict(ml.cat({ g, h }, 2)):view(-1)
 end
 
+--- The settings shown by tostring.
 function Net:extra_repr()
   local sizes = {}
   for k, v in ipairs(self.layers) do
