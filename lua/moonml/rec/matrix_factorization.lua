@@ -100,6 +100,15 @@ end
 SVD._estimate_many = base.mf_estimate_many
 SVD._scores = base.mf_scores
 SVD._similar = base.mf_similar
+
+-- Fold-in (recommend_new): n_epochs of the SGD updates of the new user's b_u and p_u over
+-- its ratings, in item-id order, from b_u = 0 and p_u = 0, with the model's learning rates
+-- and regularisation and every item parameter fixed; SVD++ adds the implicit term of the
+-- given items (|N(u)|^-1/2 sum y_j, fixed too).
+function mf.fold_in(self, items, ratings)
+  return C.mf_fold_in(self, self.trainset_store, items, ratings)
+end
+SVD._fold_in = mf.fold_in
 mf.SVD = SVD
 
 -- ------------------------------------------------------------------ SVD++
@@ -146,6 +155,7 @@ end
 SVDpp._estimate_many = base.mf_estimate_many
 SVDpp._scores = base.mf_scores
 SVDpp._similar = base.mf_similar
+SVDpp._fold_in = mf.fold_in
 mf.SVDpp = SVDpp
 
 -- ------------------------------------------------------------------ NMF
