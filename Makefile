@@ -55,7 +55,7 @@ INST_LUADIR ?= $(PREFIX)/share/lua/5.4
 DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clang-format \
                 gcc make libopenblas-dev libpng-dev libcjson-dev zlib1g-dev pkg-config
 
-.PHONY: all rebuild deps test test-all demo bench bench-rec lint format rock install clean
+.PHONY: all rebuild deps test test-all demo bench bench-rec bench-implicit lint format rock install clean
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -107,11 +107,16 @@ demo: all
 	$(RUN_ENV) $(LUA) examples/linear_regression.lua
 
 # Benchmarks. bench-rec: every recommender on ML-100k (Surprise's folds) and ML-latest-small
-# beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data folder.
-bench: bench-rec
+# beside Surprise 1.1.4's recorded figures; bench-implicit: the implicit-feedback models on
+# ML-100k beside implicit 0.7.3's figures, and fit time / peak memory on a 10M-interaction
+# synthetic set (SCALE=small for a tenth); REC_DATA names the shared data folder.
+bench: bench-rec bench-implicit
 
 bench-rec: all
 	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
+
+bench-implicit: all
+	$(RUN_ENV) $(LUA) bench/rec_implicit.lua $(REC_DATA)
 
 LUA_DIRS := $(wildcard lua spec examples bench)
 lint:

@@ -419,10 +419,11 @@ static int s_tensors(lua_State *L) {
   return 4;
 }
 
-/* stats() -> mean, population variance, min, max, users with ratings, items with ratings */
+/* stats() -> mean, population variance, min, max, users with ratings, items with ratings.
+ * The counts come from one pass with a mark per id, not from the CSR views, so asking for
+ * the global mean does not build 24 bytes per rating of views a model may not need. */
 static int s_stats(lua_State *L) {
   mm_rec_ratings *r = mml_rec_check_store(L, 1);
-  const mm_rec_csr *cu = mml_rec_store_csr(L, 1, false), *ci = mml_rec_store_csr(L, 1, true);
   double sum = 0, mn = NAN, mx = NAN;
   for (int64_t k = 0; k < r->n; k++) {
     sum += r->rating[k];
@@ -435,11 +436,17 @@ static int s_stats(lua_State *L) {
   for (int64_t k = 0; k < r->n; k++)
     var += (r->rating[k] - mean) * (r->rating[k] - mean);
   var = r->n ? var / (double)r->n : NAN;
+  unsigned char *mark = lua_newuserdatauv(L, (size_t)r->n_users + (size_t)r->n_items + 1, 0);
+  memset(mark, 0, (size_t)r->n_users + (size_t)r->n_items + 1);
+  unsigned char *umark = mark, *imark = mark + r->n_users;
   int64_t nu = 0, ni = 0;
-  for (int32_t k = 0; k < cu->n_rows; k++)
-    nu += row_len(cu, k) > 0;
-  for (int32_t k = 0; k < ci->n_rows; k++)
-    ni += row_len(ci, k) > 0;
+  for (int64_t k = 0; k < r->n; k++) {
+    nu += !umark[r->user[k]];
+    umark[r->user[k]] = 1;
+    ni += !imark[r->item[k]];
+    imark[r->item[k]] = 1;
+  }
+  lua_pop(L, 1);
   lua_pushnumber(L, mean);
   lua_pushnumber(L, var);
   lua_pushnumber(L, mn);
@@ -611,7 +618,7 @@ static int l_fit(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
   mm_rec_ratings *s = mml_rec_check_store(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false), *ci = mml_rec_store_csr(L, 2, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false); /* by item: NMF only */
   mm_rec_mf m;
   mm_rec_sgd_opts o;
   read_mf(L, 3, s, &m);
@@ -623,7 +630,7 @@ static int l_fit(lua_State *L) {
       mml_error(L, "moonml.rec: SVD++ needs yj, imp and biases");
     mml_check_status(L, mm_rec_svdpp_fit(mml_ctx(L), cu, &m, &o));
   } else if (strcmp(kind, "nmf") == 0) {
-    mml_check_status(L, mm_rec_nmf_fit(mml_ctx(L), cu, ci, &m, &o));
+    mml_check_status(L, mm_rec_nmf_fit(mml_ctx(L), cu, mml_rec_store_csr(L, 2, true), &m, &o));
   } else {
     mml_error(L, "moonml.rec: unknown solver '%s'", kind);
   }

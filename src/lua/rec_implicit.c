@@ -20,6 +20,8 @@ typedef struct {
   size_t bytes;
   double *scores;
   int32_t *top;
+  int32_t *empty; /* the items without interactions, n_empty of them */
+  int32_t n_empty;
 } inter_box;
 
 typedef struct {
@@ -70,7 +72,7 @@ static mm_tensor *check_f32(lua_State *L, int idx, int64_t rows, int64_t cols, c
 static inter_box *new_inter(lua_State *L, int32_t n_users, int32_t n_items, int64_t nnz) {
   size_t head = a8(sizeof(inter_box));
   size_t body = mm_rec_inter_bytes(n_users, n_items, nnz);
-  size_t scratch = a8(((size_t)n_items + 1) * sizeof(double)) + ((size_t)n_items + 1) * 4;
+  size_t scratch = a8(((size_t)n_items + 1) * sizeof(double)) + 2 * a8(((size_t)n_items + 1) * 4);
   inter_box *b = lua_newuserdatauv(L, head + body + scratch, 0);
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, INTER_MT);
@@ -80,7 +82,23 @@ static inter_box *new_inter(lua_State *L, int32_t n_users, int32_t n_items, int6
   b->scores = vp;
   vp = p + a8(((size_t)n_items + 1) * sizeof(double));
   b->top = vp;
+  vp = p + a8(((size_t)n_items + 1) * sizeof(double)) + a8(((size_t)n_items + 1) * 4);
+  b->empty = vp;
   return b;
+}
+
+/* Scores NaN for the items without interactions (not candidates). */
+static void mask_items(inter_box *b, double *scores) {
+  for (int32_t j = 0; j < b->n_empty; j++)
+    scores[b->empty[j]] = NAN;
+}
+
+/* Lists the items without interactions (in the scratch area after the top indices). */
+static void find_empty(inter_box *b) {
+  b->n_empty = 0;
+  for (int32_t i = 0; i < b->by_item.n_rows; i++)
+    if (b->by_item.ptr[i] == b->by_item.ptr[i + 1])
+      b->empty[b->n_empty++] = i;
 }
 
 /* inter_build(store, binary) -> interactions (users x items) */
@@ -94,6 +112,7 @@ static int l_inter_build(lua_State *L) {
   if (nnz < 0)
     return mml_core_error(L);
   b->nnz = nnz;
+  find_empty(b);
   return 1;
 }
 
@@ -167,6 +186,7 @@ static int l_inter_replace(lua_State *L) {
   if (nnz < 0)
     return mml_core_error(L);
   b->nnz = nnz;
+  find_empty(b);
   return 1;
 }
 
@@ -473,9 +493,9 @@ static int l_iknn_fit(lua_State *L) {
   int32_t ni = b->by_item.n_rows;
   int64_t nnz = b->nnz;
   float *wu = lua_newuserdatauv(L, sizeof(float) * (size_t)(nnz > 0 ? nnz : 1), 0);
-  float *wi = lua_newuserdatauv(L, sizeof(float) * (size_t)(nnz > 0 ? nnz : 1), 0);
-  mml_check_status(L,
-                   mm_rec_iknn_weights(mml_ctx(L), &b->by_user, &b->by_item, kind, K1, B, wu, wi));
+  double *idf = lua_newuserdatauv(L, sizeof(double) * ((size_t)b->by_user.n_rows + 1), 0);
+  double *item_f = lua_newuserdatauv(L, sizeof(double) * ((size_t)ni + 1), 0);
+  mm_rec_iknn_weights(&b->by_user, &b->by_item, kind, K1, B, wu, idf, item_f);
   size_t cap = (size_t)ni * (size_t)K;
   size_t head = a8(sizeof(sims_box));
   size_t bytes = head + a8(((size_t)ni + 1) * 8) + a8(cap * 4) + cap * 8 + 8;
@@ -490,8 +510,8 @@ static int l_iknn_fit(lua_State *L) {
   s->idx = vp;
   vp = p + a8(((size_t)ni + 1) * 8) + a8(cap * 4);
   s->val = vp;
-  mml_check_status(L, mm_rec_iknn_fit(mml_ctx(L), &b->by_user, &b->by_item, wu, wi, (int)K, s->ptr,
-                                      s->idx, s->val));
+  mml_check_status(L, mm_rec_iknn_fit(mml_ctx(L), &b->by_user, &b->by_item, kind, K1, wu, idf,
+                                      item_f, (int)K, s->ptr, s->idx, s->val));
   return 1;
 }
 
@@ -655,15 +675,6 @@ static int l_make_rank(lua_State *L) {
   for (int64_t j = 0; j < n; j++)
     r->rank[keys[j].idx] = (int32_t)j;
   return 1;
-}
-
-/* Scores of one user (row u of X, or vector x) for every item, NaN where not a candidate
- * (no training entries); the given / seen items set to NaN when excluding them. */
-static void mask_items(inter_box *b, double *scores) {
-  int32_t ni = b->by_item.n_rows;
-  for (int32_t i = 0; i < ni; i++)
-    if (b->by_item.ptr[i] == b->by_item.ptr[i + 1])
-      scores[i] = NAN;
 }
 
 /* recommend(inter, n, exclude, raw_items, rank, who, kind, a, b) -> raw ids, scores.

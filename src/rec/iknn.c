@@ -23,18 +23,10 @@ static double weight(mm_rec_iknn_kind kind, double x, double idf_u, double f_i, 
   }
 }
 
-int mm_rec_iknn_weights(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
-                        mm_rec_iknn_kind kind, double K1, double B, float *w_user, float *w_item) {
+void mm_rec_iknn_weights(const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
+                         mm_rec_iknn_kind kind, double K1, double B, float *w_user, double *idf,
+                         double *item_f) {
   int32_t nu = by_user->n_rows, ni = by_item->n_rows;
-  /* per user: idf = log(N) - log1p(entries), N = the item count (implicit's X.shape[0]);
-   * per item: 1 / the L2 norm of its weighted row, or BM25's length normalisation */
-  double *idf = malloc(sizeof(double) * ((size_t)nu + 1));
-  double *item_f = malloc(sizeof(double) * ((size_t)ni + 1));
-  if (!idf || !item_f) {
-    free(idf);
-    free(item_f);
-    return mm_fail(ctx, "moonml.rec.ItemKNN.fit: out of memory");
-  }
   for (int32_t u = 0; u < nu; u++)
     idf[u] = log((double)ni) - log1p((double)(by_user->ptr[u + 1] - by_user->ptr[u]));
   double avg_len = 0;
@@ -64,12 +56,6 @@ int mm_rec_iknn_weights(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_ic
   for (int32_t u = 0; u < nu; u++)
     for (int64_t q = by_user->ptr[u]; q < by_user->ptr[u + 1]; q++)
       w_user[q] = (float)weight(kind, by_user->val[q], idf[u], item_f[by_user->idx[q]], K1);
-  for (int32_t i = 0; i < ni; i++)
-    for (int64_t q = by_item->ptr[i]; q < by_item->ptr[i + 1]; q++)
-      w_item[q] = (float)weight(kind, by_item->val[q], idf[by_item->idx[q]], item_f[i], K1);
-  free(idf);
-  free(item_f);
-  return 0;
 }
 
 /* ------------------------------------------------------------------ top K per item */
@@ -119,7 +105,10 @@ static int entry_best_first(const void *pa, const void *pb) {
 
 typedef struct {
   const mm_rec_icsr *bu, *bi;
-  const float *wu, *wi;
+  const float *wu;            /* the weights of bu's entries */
+  const double *idf, *item_f; /* to weigh bi's entries on the way */
+  mm_rec_iknn_kind kind;
+  double K1;
   int K;
   int32_t *out_idx; /* n_items x K, fixed stride */
   double *out_val;
@@ -158,7 +147,8 @@ static void iknn_worker(int64_t b, int64_t e, void *arg) {
       int32_t nt = 0;
       for (int64_t q = bi->ptr[i]; q < bi->ptr[i + 1]; q++) {
         int32_t u = bi->idx[q];
-        double w1 = J->wi[q];
+        /* as a float, like the stored weights: the same product from either side */
+        double w1 = (float)weight(J->kind, bi->val[q], J->idf[u], J->item_f[i], J->K1);
         for (int64_t p = bu->ptr[u]; p < bu->ptr[u + 1]; p++) {
           int32_t j = bu->idx[p];
           sums[j] += (double)J->wu[p] * w1;
@@ -200,13 +190,13 @@ static void iknn_worker(int64_t b, int64_t e, void *arg) {
 }
 
 int mm_rec_iknn_fit(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
-                    const float *w_user, const float *w_item, int K, int64_t *ptr, int32_t *idx,
-                    double *val) {
+                    mm_rec_iknn_kind kind, double K1, const float *w_user, const double *idf,
+                    const double *item_f, int K, int64_t *ptr, int32_t *idx, double *val) {
   int32_t ni = by_item->n_rows;
   int32_t *len = malloc(sizeof(int32_t) * (size_t)(ni > 0 ? ni : 1));
   if (!len)
     return mm_fail(ctx, "moonml.rec.ItemKNN.fit: out of memory");
-  iknn_job J = {by_user, by_item, w_user, w_item, K, idx, val, len, 0, 0};
+  iknn_job J = {by_user, by_item, w_user, idf, item_f, kind, K1, K, idx, val, len, 0, 0};
   int64_t work = by_item->ptr[ni];
   mm_parallel_for(work < 20000 ? 1 : mm_get_num_threads(), 1, iknn_worker, &J);
   if (atomic_load(&J.failed)) {

@@ -194,22 +194,18 @@ int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t
   if (n <= 0)
     return 0;
   if (n <= TOPN_INSERT) {
+    /* out[0..cnt) sorted best first; once full, its last entry is the bar to beat */
     int64_t cnt = 0;
+    double bar = -INFINITY;
+    int32_t bar_rank = INT32_MAX;
     for (int32_t i = 0; i < len; i++) {
       double s = scores[i];
-      if (s != s)
+      if (!(s >= bar)) /* below the bar, or NaN */
         continue;
       int32_t ri = rank ? rank[i] : i;
-      int64_t pos;
-      if (cnt == n) {
-        int32_t w = out[n - 1];
-        double sw = scores[w];
-        if (s < sw || (s == sw && ri > (rank ? rank[w] : w)))
-          continue;
-        pos = n - 1;
-      } else {
-        pos = cnt++;
-      }
+      if (s == bar && ri > bar_rank)
+        continue;
+      int64_t pos = cnt < n ? cnt++ : n - 1;
       while (pos > 0) {
         int32_t o = out[pos - 1];
         double so = scores[o];
@@ -219,6 +215,10 @@ int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t
         pos--;
       }
       out[pos] = i;
+      if (cnt == n) {
+        bar = scores[out[n - 1]];
+        bar_rank = rank ? rank[out[n - 1]] : out[n - 1];
+      }
     }
     return cnt;
   }

@@ -325,19 +325,21 @@ typedef enum {
   MM_REC_IKNN_PLAIN
 } mm_rec_iknn_kind;
 
-/* The weight of every entry of by_user (users x items), as implicit's weightings of the
- * item rows: cosine x / |item|, tfidf sqrt(x) idf_u / |item row|, bm25 x (K1 + 1) /
- * (K1 len_i + x) idf_u, plain x; idf_u = log(n_items) - log1p(entries of u). w_user gets
- * by_user's entries' weights and w_item by_item's. -1 when out of memory. */
-int mm_rec_iknn_weights(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
-                        mm_rec_iknn_kind kind, double K1, double B, float *w_user, float *w_item);
+/* The weight of every entry of by_user (users x items) into w_user, as implicit's
+ * weightings of the item rows: cosine x / |item|, tfidf sqrt(x) idf_u / |item row|, bm25
+ * x (K1 + 1) / (K1 len_i + x) idf_u, plain x; idf_u = log(n_items) - log1p(entries of u).
+ * idf (n_users) and item_f (n_items: 1 / the row norm, or BM25's len_i) receive what the
+ * weights are made of, so mm_rec_iknn_fit weighs by_item's entries on the way. */
+void mm_rec_iknn_weights(const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
+                         mm_rec_iknn_kind kind, double K1, double B, float *w_user, double *idf,
+                         double *item_f);
 /* Similarity rows: for every item, the K items of largest sum_u w_ui w_uj (the item itself
  * included), kept with implicit's top-K rule; each row best first (ties: smaller id).
  * ptr (n_items + 1), idx and val (n_items * K) are the caller's; threads over items. -1
  * when out of memory. */
 int mm_rec_iknn_fit(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
-                    const float *w_user, const float *w_item, int K, int64_t *ptr, int32_t *idx,
-                    double *val);
+                    mm_rec_iknn_kind kind, double K1, const float *w_user, const double *idf,
+                    const double *item_f, int K, int64_t *ptr, int32_t *idx, double *val);
 /* scores[j] = sum over the n (item, value) pairs of value * sim(item, j) over the kept
  * rows; NaN for items no row reaches. scores has n_items entries. */
 void mm_rec_iknn_scores(const int64_t *ptr, const int32_t *idx, const double *val, int32_t n_items,

@@ -70,14 +70,53 @@ MM_REC_INLINE void mm_rec_axpy(float a, const float *restrict x, float *restrict
     y[f] += a * x[f];
 }
 
-/* out = scale * G x for the symmetric k x k matrix G, as a sum of G's rows weighted by x
- * (independent multiply-adds into out instead of k dependent dot products). */
+#if defined(MM_REC_VEC)
+/* out[c0 .. c0 + 8 nv) of scale * G x, the nv vectors of sums held in registers while
+ * the rows of G stream past (nv is a constant where this is inlined). */
+MM_REC_INLINE void mm_rec_symv_block(const float *restrict G, const float *restrict x,
+                                     float *restrict out, int k, float scale, int c0, int nv) {
+  mm_v8f acc[8];
+  for (int j = 0; j < nv; j++)
+    acc[j] = (mm_v8f){0, 0, 0, 0, 0, 0, 0, 0};
+  for (int b = 0; b < k; b++) {
+    const float *g = G + (size_t)b * (size_t)k + (size_t)c0;
+    float xb = x[b];
+    for (int j = 0; j < nv; j++)
+      acc[j] += xb * mm_v8_load(g + 8 * j);
+  }
+  for (int j = 0; j < nv; j++)
+    mm_v8_store(out + c0 + 8 * j, scale * acc[j]);
+}
+#endif
+
+/* out = scale * G x for the symmetric k x k matrix G, as a sum of G's rows weighted by x,
+ * 64 columns at a time: independent multiply-adds into registers instead of k dependent
+ * dot products or a store per row. */
 MM_REC_INLINE void mm_rec_symv(const float *restrict G, const float *restrict x,
                                float *restrict out, int k, float scale) {
-  for (int f = 0; f < k; f++)
-    out[f] = 0;
-  for (int b = 0; b < k; b++)
-    mm_rec_axpy(scale * x[b], G + (size_t)b * (size_t)k, out, k);
+  int c0 = 0;
+#if defined(MM_REC_VEC)
+  for (; c0 + 64 <= k; c0 += 64)
+    mm_rec_symv_block(G, x, out, k, scale, c0, 8);
+  if (c0 + 32 <= k) {
+    mm_rec_symv_block(G, x, out, k, scale, c0, 4);
+    c0 += 32;
+  }
+  if (c0 + 16 <= k) {
+    mm_rec_symv_block(G, x, out, k, scale, c0, 2);
+    c0 += 16;
+  }
+  if (c0 + 8 <= k) {
+    mm_rec_symv_block(G, x, out, k, scale, c0, 1);
+    c0 += 8;
+  }
+#endif
+  for (; c0 < k; c0++) {
+    float s = 0;
+    for (int b = 0; b < k; b++)
+      s += x[b] * G[(size_t)b * (size_t)k + (size_t)c0];
+    out[c0] = scale * s;
+  }
 }
 
 #endif
