@@ -101,7 +101,8 @@ static void bpr_part(bpr_job *J, int64_t part) {
   const mm_rec_icsr *c = J->c;
   int64_t nnz = c->ptr[c->n_rows];
   int64_t b = nnz * part / J->parts, e = nnz * (part + 1) / J->parts;
-  uint64_t *s = &J->rng[part];
+  uint64_t state = J->rng[part]; /* a local copy: the parts' states share a cache line */
+  uint64_t *s = &state;
   const int kk = J->k + 1;
   int64_t correct = 0, skipped = 0;
   for (int64_t t = b; t < e; t++) {
@@ -118,6 +119,7 @@ static void bpr_part(bpr_job *J, int64_t part) {
                      : step_distinct(x, yi, yj, J->k, J->lr, J->reg);
     correct += z < 0.5f;
   }
+  J->rng[part] = state;
   atomic_fetch_add(&J->correct, correct);
   atomic_fetch_add(&J->skipped, skipped);
 }

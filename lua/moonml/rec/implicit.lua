@@ -327,7 +327,7 @@ local ALS = make_class("ALS", {
   { "iterations", 15, type = "integer", min = 0 },
   { "cg_steps", 3, type = "integer", min = 1 },
   { "calculate_training_loss", false, type = "boolean" },
-  { "random_state", nil, type = "integer" },
+  { "random_state", nil, type = "integer", min = 0 },
 })
 
 function ALS:_init()
@@ -522,7 +522,7 @@ local BPR = make_class("BPR", {
   { "regularization", 0.01, type = "number" },
   { "iterations", 100, type = "integer", min = 0 },
   { "verify_negative_samples", true, type = "boolean" },
-  { "random_state", nil, type = "integer" },
+  { "random_state", nil, type = "integer", min = 0 },
 })
 
 function BPR:_init()
