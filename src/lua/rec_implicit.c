@@ -22,6 +22,8 @@ typedef struct {
   int32_t *top;
   int32_t *empty; /* the items without interactions, n_empty of them */
   int32_t n_empty;
+  int32_t *touched; /* ItemKNN: the items one user's rows reach */
+  bool scores_nan;  /* scores are all NaN (ItemKNN leaves them so after a call) */
 } inter_box;
 
 typedef struct {
@@ -72,7 +74,7 @@ static mm_tensor *check_f32(lua_State *L, int idx, int64_t rows, int64_t cols, c
 static inter_box *new_inter(lua_State *L, int32_t n_users, int32_t n_items, int64_t nnz) {
   size_t head = a8(sizeof(inter_box));
   size_t body = mm_rec_inter_bytes(n_users, n_items, nnz);
-  size_t scratch = a8(((size_t)n_items + 1) * sizeof(double)) + 2 * a8(((size_t)n_items + 1) * 4);
+  size_t scratch = a8(((size_t)n_items + 1) * sizeof(double)) + 3 * a8(((size_t)n_items + 1) * 4);
   inter_box *b = lua_newuserdatauv(L, head + body + scratch, 0);
   memset(b, 0, sizeof *b);
   luaL_setmetatable(L, INTER_MT);
@@ -84,6 +86,9 @@ static inter_box *new_inter(lua_State *L, int32_t n_users, int32_t n_items, int6
   b->top = vp;
   vp = p + a8(((size_t)n_items + 1) * sizeof(double)) + a8(((size_t)n_items + 1) * 4);
   b->empty = vp;
+  vp = p + a8(((size_t)n_items + 1) * sizeof(double)) + 2 * a8(((size_t)n_items + 1) * 4);
+  b->touched = vp;
+  b->scores_nan = false;
   return b;
 }
 
@@ -715,6 +720,8 @@ static int l_recommend(lua_State *L) {
     n_liked = b->by_user.ptr[u + 1] - b->by_user.ptr[u];
   }
   double *scores = b->scores;
+  const int32_t *cand = NULL; /* NULL: every item */
+  int32_t n_cand = ni;
   if (strcmp(kind, "factors") == 0) {
     mm_tensor *Y = check_f32(L, 9, ni, -2, "item factors");
     int64_t k = Y->ndim == 2 ? Y->shape[1] : 0;
@@ -728,17 +735,26 @@ static int l_recommend(lua_State *L) {
     } else {
       x = mm_data(check_f32(L, 8, k, -1, "user vector"));
     }
+    b->scores_nan = false;
     mm_rec_factor_scores(x, mm_data(Y), ni, (int)k, scores);
     mask_items(b, scores);
   } else if (strcmp(kind, "iknn") == 0) {
     sims_box *s = check_sims(L, 8);
     if (s->n_items != ni)
       mml_error(L, "moonml.rec: the similarities do not match the model");
-    mm_rec_iknn_scores(s->ptr, s->idx, s->val, ni, n_liked, liked, liked_v, scores);
+    /* only the items the user's rows reach are touched (and set back to NaN below) */
+    if (!b->scores_nan)
+      for (int32_t i = 0; i < ni; i++)
+        scores[i] = NAN;
+    b->scores_nan = false; /* until the touched entries are NaN again (an error may come first) */
+    n_cand =
+        mm_rec_iknn_scores(s->ptr, s->idx, s->val, n_liked, liked, liked_v, scores, b->touched);
+    cand = b->touched;
   } else if (strcmp(kind, "popular") == 0) {
     mm_tensor *p = mml_test_tensor(L, 8);
     if (!p || p->dtype != MM_FLOAT64 || p->ndim != 1 || p->shape[0] != ni || !mm_is_contiguous(p))
       mml_error(L, "moonml.rec: popularity must be a float64 vector over the items");
+    b->scores_nan = false;
     memcpy(scores, mm_data(p), sizeof(double) * (size_t)ni);
     mask_items(b, scores);
   } else {
@@ -751,9 +767,8 @@ static int l_recommend(lua_State *L) {
     n = 0;
   if (n > ni)
     n = ni;
-  int64_t got = mm_rec_top_n(scores, ni, n, rank->rank, b->top);
-  if (got < 0)
-    mml_error(L, "moonml.rec: out of memory");
+  int64_t got = mm_rec_top_n(scores, cand, n_cand, n, rank->rank, b->top);
+  /* the raw ids and scores into Lua first, then the scratch is made NaN again */
   lua_createtable(L, (int)got, 0);
   lua_createtable(L, (int)got, 0);
   for (int64_t j = 0; j < got; j++) {

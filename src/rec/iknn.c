@@ -218,17 +218,22 @@ int mm_rec_iknn_fit(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *
   return 0;
 }
 
-void mm_rec_iknn_scores(const int64_t *ptr, const int32_t *idx, const double *val, int32_t n_items,
-                        int64_t n, const int32_t *items, const float *values, double *scores) {
-  for (int32_t j = 0; j < n_items; j++)
-    scores[j] = NAN;
+int32_t mm_rec_iknn_scores(const int64_t *ptr, const int32_t *idx, const double *val, int64_t n,
+                           const int32_t *items, const float *values, double *scores,
+                           int32_t *touched) {
+  int32_t nt = 0;
   for (int64_t t = 0; t < n; t++) {
     int32_t i = items[t];
     double x = values[t];
     for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
       int32_t j = idx[q];
       double s = scores[j];
-      scores[j] = (s == s ? s : 0) + val[q] * x;
+      if (s != s) {
+        s = 0;
+        touched[nt++] = j;
+      }
+      scores[j] = s + val[q] * x;
     }
   }
+  return nt;
 }

@@ -189,8 +189,8 @@ static int scored_cmp(const void *pa, const void *pb) {
 /* Lists of up to this many are kept by insertion; longer ones are sorted whole. */
 #define TOPN_INSERT 64
 
-int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t *rank,
-                     int32_t *out) {
+int64_t mm_rec_top_n(const double *scores, const int32_t *cand, int32_t len, int64_t n,
+                     const int32_t *rank, int32_t *out) {
   if (n <= 0)
     return 0;
   if (n <= TOPN_INSERT) {
@@ -198,7 +198,8 @@ int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t
     int64_t cnt = 0;
     double bar = -INFINITY;
     int32_t bar_rank = INT32_MAX;
-    for (int32_t i = 0; i < len; i++) {
+    for (int32_t t = 0; t < len; t++) {
+      int32_t i = cand ? cand[t] : t;
       double s = scores[i];
       if (!(s >= bar)) /* below the bar, or NaN */
         continue;
@@ -222,16 +223,15 @@ int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t
     }
     return cnt;
   }
-  int64_t m = 0;
-  for (int32_t i = 0; i < len; i++)
-    m += scores[i] == scores[i];
-  scored *all = malloc(sizeof(scored) * (size_t)(m > 0 ? m : 1));
+  scored *all = malloc(sizeof(scored) * (size_t)(len > 0 ? len : 1));
   if (!all)
     return -1;
-  m = 0;
-  for (int32_t i = 0; i < len; i++)
+  int64_t m = 0;
+  for (int32_t t = 0; t < len; t++) {
+    int32_t i = cand ? cand[t] : t;
     if (scores[i] == scores[i])
       all[m++] = (scored){scores[i], rank ? rank[i] : i, i};
+  }
   qsort(all, (size_t)m, sizeof(scored), scored_cmp);
   if (m > n)
     m = n;

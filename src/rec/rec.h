@@ -257,12 +257,12 @@ bool mm_rec_icsr_has(const mm_rec_icsr *c, int32_t r, int32_t c_id);
 /* out[i] = x . Y_i for the n rows of Y (n x k, row-major float32). */
 void mm_rec_factor_scores(const float *x, const float *Y, int32_t n, int k, double *out);
 
-/* The n best entries of scores[0..len) (NaN: not a candidate), best first: larger score,
- * then smaller rank[i] (rank may be NULL: smaller index). Writes up to n indices to out
- * and returns their count. Needs len int32 of scratch when n is large (sorted whole); -1
- * when out of memory. */
-int64_t mm_rec_top_n(const double *scores, int32_t len, int64_t n, const int32_t *rank,
-                     int32_t *out);
+/* The n best of the candidates (cand[0..len), or 0..len-1 when cand is NULL) by scores
+ * (NaN: not a candidate), best first: larger score, then smaller rank[i] (rank may be
+ * NULL: smaller index). Writes up to n indices to out and returns their count. Long lists
+ * (n > 64) are sorted whole in a malloc'ed array: -1 when out of memory. */
+int64_t mm_rec_top_n(const double *scores, const int32_t *cand, int32_t len, int64_t n,
+                     const int32_t *rank, int32_t *out);
 
 /* Implicit's ALS (Hu, Koren & Volinsky) with the conjugate-gradient solver. Confidence
  * c = alpha * value; a positive value means p = 1, a negative one p = 0 with
@@ -340,11 +340,12 @@ void mm_rec_iknn_weights(const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
 int mm_rec_iknn_fit(mm_ctx *ctx, const mm_rec_icsr *by_user, const mm_rec_icsr *by_item,
                     mm_rec_iknn_kind kind, double K1, const float *w_user, const double *idf,
                     const double *item_f, int K, int64_t *ptr, int32_t *idx, double *val);
-/* scores[j] = sum over the n (item, value) pairs of value * sim(item, j) over the kept
- * rows; NaN for items no row reaches. scores has n_items entries. */
-void mm_rec_iknn_scores(const int64_t *ptr, const int32_t *idx, const double *val, int32_t n_items,
-                        int64_t n, const int32_t *items, const float *values, double *scores);
-
+/* scores[j] += sum over the n (item, value) pairs of value * sim(item, j) over the kept
+ * rows. scores (n_items entries) must be NaN on entry: an item first reached starts at 0
+ * and is listed in touched (the count is returned); the others stay NaN. */
+int32_t mm_rec_iknn_scores(const int64_t *ptr, const int32_t *idx, const double *val, int64_t n,
+                           const int32_t *items, const float *values, double *scores,
+                           int32_t *touched);
 /* A seeded synthetic interaction set: `factors` latent topics; every item belongs to one
  * topic and has a Zipf popularity within it; every user mixes one to three topics (random
  * weights) and draws its items from its topics by popularity, or with probability `noise`
