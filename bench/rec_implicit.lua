@@ -7,7 +7,7 @@
 -- last interaction by timestamp held out (ties: the larger item id counts as last),
 -- data:leave_last_out(); HR@10 and NDCG@10 over all 943 users with the seen items left
 -- out (rec.ranking_metrics with every test item relevant). Fit: wall-clock seconds, the
--- median of REPEAT (3) fits, at 1 and 2 threads (ml.set_num_threads). recommend: one
+-- median of REPEAT (5) fits, at 1 and 2 threads (ml.set_num_threads). recommend: one
 -- user's top 10 from Lua, microseconds per call (1000 calls over users in turn, median of
 -- 5 runs). implicit's figures are the recorded ones (implicit cannot be installed here),
 -- measured on this kind of machine (2-core EPYC VM) with one thread for fits; ratio =
@@ -72,7 +72,7 @@ end
 -- ------------------------------------------------------------------ ML-100k
 
 local dir = arg[1] or os.getenv("MOONML_DATA") or "../shared/data"
-local REPEAT = math.tointeger(tonumber(arg[2] or "")) or 3
+local REPEAT = math.tointeger(tonumber(arg[2] or "")) or 5
 
 local function median(v)
   table.sort(v)

@@ -331,6 +331,41 @@ describe("Popular", function()
   end)
 end)
 
+describe("long top-n lists (sorted whole past 64 entries)", function()
+  local data = rec.synthetic({ users = 200, items = 300, interactions = 5000, seed = 4 })
+  for _, make in ipairs({
+    function() return rec.ALS({ factors = 8, random_state = 0 }) end,
+    function() return rec.ItemKNN({ K = 200 }) end,
+    function() return rec.Popular() end,
+  }) do
+    local m = make():fit(data)
+    it(m.name .. ": the first entries of a long list are the short list", function()
+      for _, u in ipairs({ 1, 17, 150 }) do
+        local long, ls = m:recommend(u, 250)
+        local short, ss = m:recommend(u, 10)
+        assert.is_true(#long > 64)
+        for j = 1, 10 do
+          assert.equal(short[j], long[j])
+          assert.equal(ss[j], ls[j])
+        end
+        local seen = {}
+        for _, i in ipairs((data:user_ratings(u))) do
+          seen[i] = true
+        end
+        local listed = {}
+        for j = 1, #long do
+          assert.is_nil(seen[long[j]])
+          assert.is_nil(listed[long[j]])
+          listed[long[j]] = true
+          if j > 1 then
+            assert.is_true(ls[j] < ls[j - 1] or (ls[j] == ls[j - 1] and long[j] > long[j - 1]))
+          end
+        end
+      end
+    end)
+  end
+end)
+
 describe("implicit models reject bad input", function()
   local data = rec.from_table({ { 1, 1, 1 }, { 1, 2, 1 }, { 2, 2, 1 } })
   for _, name in ipairs({ "ALS", "BPR", "ItemKNN", "Popular" }) do
