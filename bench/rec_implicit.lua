@@ -28,6 +28,15 @@ local ml = require("moonml")
 local rec = ml.rec
 local clock = rec.base.C.clock
 
+local function loadavg()
+  local f = io.open("/proc/loadavg", "r")
+  local l = f and f:read("l") or "?"
+  if f then
+    f:close()
+  end
+  return l:match("^(%S+ %S+ %S+)") or l
+end
+
 -- ------------------------------------------------------------------ scale, one process
 
 local function status_kb(field)
@@ -208,10 +217,12 @@ local function scale_bench()
     end
   end
   print("peak MB: the process's VmHWM after the fit; set MB: before it (the generated set);")
-  print("fit/data: (peak - set) / the data's own size.")
+  print("fit/data: (peak - set) / the data's own size. SVD's SGD runs on one thread. Load " ..
+    "average now: " .. loadavg())
 end
 
-print(string.format("moonml %s; implicit 0.7.3's figures are recorded ones (not rerun).\n",
-  ml._VERSION or ""))
+print(string.format("moonml %s; implicit 0.7.3's figures are recorded ones (not rerun). " ..
+  "Load average at the start: %s (other processes on the 2 cores slow the 2-thread figures).\n",
+  ml._VERSION or "", loadavg()))
 ml100k()
 scale_bench()
