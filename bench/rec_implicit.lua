@@ -21,7 +21,7 @@
 -- that the peak resident memory (VmHWM in /proc/self/status) is the model's: the table
 -- shows the process's peak before the fit (the set itself) and after it, and the fit's
 -- share over the data's own size (int32 ids + float32 values: 8 bytes per interaction).
--- SCALE=small runs a tenth of it.
+-- SCALE=small runs a tenth of it, SCALE=none skips it.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local ml = require("moonml")
@@ -225,4 +225,6 @@ print(string.format("moonml %s; implicit 0.7.3's figures are recorded ones (not 
   "Load average at the start: %s (other processes on the 2 cores slow the 2-thread figures).\n",
   ml._VERSION or "", loadavg()))
 ml100k()
-scale_bench()
+if os.getenv("SCALE") ~= "none" then
+  scale_bench()
+end
