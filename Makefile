@@ -61,7 +61,7 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev lua-busted luarocks lua-check cppcheck clan
                 lua-discount dataset-fashion-mnist
 
 .PHONY: all rebuild deps test test-all test-c demo bench bench-ops bench-rec bench-lstm \
-        bench-nn lint format rock install clean docs test-asan test-valgrind fuzz fuzz-build soak
+        bench-nn bench-implicit lint format rock install clean docs test-asan test-valgrind fuzz fuzz-build soak
 all: $(LIB) $(SO)
 
 # `make deps demo` must install before it builds, even under -j.
@@ -196,8 +196,9 @@ demo: all
 # compose. bench-ops: moonml against PyTorch (when python3-torch is installed) and plain C,
 # side by side. bench-rec: every recommender on ML-100k (Surprise's folds) and
 # ML-latest-small beside Surprise 1.1.4's recorded figures; REC_DATA names the shared data
-# folder.
-bench: bench-ops bench-rec bench-lstm bench-nn
+# folder. bench-implicit: the implicit-feedback models on ML-100k beside implicit 0.7.3's
+# figures, and fit time / peak memory on a 10M-interaction synthetic set (SCALE=small).
+bench: bench-ops bench-rec bench-implicit bench-lstm bench-nn
 
 BENCH_REF := $(BUILD)/bench/ref
 $(BENCH_REF): bench/ref.c
@@ -209,6 +210,9 @@ bench-ops: all $(BENCH_REF)
 
 bench-rec: all
 	$(RUN_ENV) $(LUA) bench/rec_ml100k.lua $(REC_DATA)
+
+bench-implicit: all
+	$(RUN_ENV) $(LUA) bench/rec_implicit.lua $(REC_DATA)
 
 # bench-lstm: LSTM forward+backward (input 64, hidden 128, T 50, batch 32) beside PyTorch.
 bench-lstm: all

@@ -135,6 +135,7 @@ local ALLOWED = {
   ["optim.AdamW:step_group"] = "called by Optimizer:step with the groups the constructor checked",
   ["optim.RMSprop:step_group"] = "called by Optimizer:step with the groups the constructor checked",
   ["optim.Adagrad:step_group"] = "called by Optimizer:step with the groups the constructor checked",
+  ["rec.base.best_items"] = "a helper of recommend, called with checked arguments",
   ["rec.base.persist"] = "declares a class's saved state when the package loads; called by the package",
 }
 
@@ -326,6 +327,16 @@ do
   cases("rec.load_model", A(nil), A(5), A("/nonexistent/moonml.safetensors"))
   cases("rec.Algo:save", method(ml.rec.SVD(), A(os.tmpname())), method(ml.rec.SVD(), A(nil)))
   cases("rec.NeuMF", A({ factors = -1 }), A({ layers = "x" }), A("x"), A({ bogus = 1 }))
+  cases("rec.ALS rec.BPR", A({ factors = -1 }), A("x"), A({ bogus = 1 }), A({ iterations = 1.5 }))
+  cases("rec.ItemKNN", A({ similarity = "x" }), A({ K = 0 }), A("x"), A({ bogus = 1 }))
+  cases("rec.Popular", A("x"), A({ bogus = 1 }), A({ values = "x" }))
+  cases("rec.synthetic", A(nil), A("x"), A({ users = -1 }), A({ bogus = 1 }))
+  local als = ml.rec.ALS()
+  cases("rec.ALS:fit", method(als, A(nil)), method(als, A("x")))
+  cases("rec.ALS:partial_fit_users rec.ALS:partial_fit_items", method(als, A(nil, nil)), method(als, A("x", 1)))
+  cases("rec.ALS:recommend rec.ALS:recommend_new", method(als, A(1, 10)), method(als, A(nil, 10)))
+  cases("rec.ALS:similar_items rec.ALS:similar_users", method(als, A(1, 10)), method(als, A(nil, 10)))
+  cases("rec.Algo:recommend_new", method(ml.rec.SVD(), A(nil, 10)), method(ml.rec.SVD(), A({ [1] = 5 }, 10)))
   cases("rec.NeuMF:recommend", method(ml.rec.NeuMF(), A(1, 10)), method(ml.rec.NeuMF(), A(nil, 10)))
 
   cases("nn.Conv2d nn.ConvTranspose2d", A(0, 1, 3), A(1, 1, "3"), A(1, 1, 3, { bogus = 1 }))

@@ -97,12 +97,12 @@ int64_t mm_shape_numel(mm_ctx *ctx, const char *op, int ndim, const int64_t *sha
     if (shape[d] < 0)
       return mm_fail(ctx, "moonml.%s: negative size %lld in dimension %d", op, (long long)shape[d],
                      d + 1);
-    n *= shape[d];
     if (shape[d] > 0) {
       bytes *= (double)shape[d];
       if (bytes > (double)MM_MAX_BYTES)
         return mm_fail(ctx, "moonml.%s: size too large to allocate", op);
     }
+    n *= shape[d]; /* after the check: |n| stays below 2^46 */
   }
   return n;
 }

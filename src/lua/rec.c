@@ -49,6 +49,11 @@ static mm_rec_ratings *new_store(lua_State *L, int64_t n, int32_t n_users, int32
   return &b->r;
 }
 
+mm_rec_ratings *mml_rec_new_store(lua_State *L, int64_t n, int32_t n_users, int32_t n_items,
+                                  bool has_ts) {
+  return new_store(L, n, n_users, n_items, has_ts);
+}
+
 mm_rec_ratings *mml_rec_check_store(lua_State *L, int idx) {
   store_box *b = luaL_testudata(L, idx, STORE_MT);
   if (!b)
@@ -416,10 +421,11 @@ static int s_tensors(lua_State *L) {
   return 4;
 }
 
-/* stats() -> mean, population variance, min, max, users with ratings, items with ratings */
+/* stats() -> mean, population variance, min, max, users with ratings, items with ratings.
+ * The counts come from one pass with a mark per id, not from the CSR views, so asking for
+ * the global mean does not build 24 bytes per rating of views a model may not need. */
 static int s_stats(lua_State *L) {
   mm_rec_ratings *r = mml_rec_check_store(L, 1);
-  const mm_rec_csr *cu = mml_rec_store_csr(L, 1, false), *ci = mml_rec_store_csr(L, 1, true);
   double sum = 0, mn = NAN, mx = NAN;
   for (int64_t k = 0; k < r->n; k++) {
     sum += r->rating[k];
@@ -432,11 +438,17 @@ static int s_stats(lua_State *L) {
   for (int64_t k = 0; k < r->n; k++)
     var += (r->rating[k] - mean) * (r->rating[k] - mean);
   var = r->n ? var / (double)r->n : NAN;
+  unsigned char *mark = lua_newuserdatauv(L, (size_t)r->n_users + (size_t)r->n_items + 1, 0);
+  memset(mark, 0, (size_t)r->n_users + (size_t)r->n_items + 1);
+  unsigned char *umark = mark, *imark = mark + r->n_users;
   int64_t nu = 0, ni = 0;
-  for (int32_t k = 0; k < cu->n_rows; k++)
-    nu += row_len(cu, k) > 0;
-  for (int32_t k = 0; k < ci->n_rows; k++)
-    ni += row_len(ci, k) > 0;
+  for (int64_t k = 0; k < r->n; k++) {
+    nu += !umark[r->user[k]];
+    umark[r->user[k]] = 1;
+    ni += !imark[r->item[k]];
+    imark[r->item[k]] = 1;
+  }
+  lua_pop(L, 1);
   lua_pushnumber(L, mean);
   lua_pushnumber(L, var);
   lua_pushnumber(L, mn);
@@ -608,7 +620,7 @@ static int l_fit(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
   mm_rec_ratings *s = mml_rec_check_store(L, 2);
   luaL_checktype(L, 3, LUA_TTABLE);
-  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false), *ci = mml_rec_store_csr(L, 2, true);
+  const mm_rec_csr *cu = mml_rec_store_csr(L, 2, false); /* by item: NMF only */
   mm_rec_mf m;
   mm_rec_sgd_opts o;
   read_mf(L, 3, s, &m);
@@ -620,7 +632,7 @@ static int l_fit(lua_State *L) {
       mml_error(L, "moonml.rec: SVD++ needs yj, imp and biases");
     mml_check_status(L, mm_rec_svdpp_fit(mml_ctx(L), cu, &m, &o));
   } else if (strcmp(kind, "nmf") == 0) {
-    mml_check_status(L, mm_rec_nmf_fit(mml_ctx(L), cu, ci, &m, &o));
+    mml_check_status(L, mm_rec_nmf_fit(mml_ctx(L), cu, mml_rec_store_csr(L, 2, true), &m, &o));
   } else {
     mml_error(L, "moonml.rec: unknown solver '%s'", kind);
   }
@@ -680,6 +692,57 @@ static int l_scores(lua_State *L) {
   return 1;
 }
 
+/* mf_fold_in(model, store, items, ratings) -> Lua array over the item space: the
+ * estimates of a new user folded into the SVD / SVD++ model from (item, rating) pairs
+ * (items 1-based inner ids with training ratings), false where an item has none. */
+static int l_mf_fold_in(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  mm_rec_ratings *s = mml_rec_check_store(L, 2);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  const mm_rec_csr *ci = mml_rec_store_csr(L, 2, true);
+  mm_rec_mf m;
+  mm_rec_sgd_opts o;
+  read_mf(L, 1, s, &m);
+  read_sgd(L, 1, &o);
+  if (m.k > 0 && (!m.pu || !m.qi))
+    mml_error(L, "moonml.rec: the model has no factors");
+  int64_t n = (int64_t)lua_rawlen(L, 3);
+  if ((int64_t)lua_rawlen(L, 4) != n)
+    mml_error(L, "moonml.rec: items and ratings differ in length");
+  int32_t *items = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n > 0 ? n : 1), 0);
+  double *r = lua_newuserdatauv(L, sizeof(double) * (size_t)(n > 0 ? n : 1), 0);
+  for (int64_t j = 0; j < n; j++) {
+    lua_rawgeti(L, 3, j + 1);
+    lua_rawgeti(L, 4, j + 1);
+    int64_t i = lua_tointeger(L, -2) - 1;
+    r[j] = lua_tonumber(L, -1);
+    lua_pop(L, 2);
+    if (i < 0 || i >= s->n_items || row_len(ci, i) == 0 || !isfinite(r[j]))
+      mml_error(L, "moonml.rec: bad item or rating at position %d", (int)(j + 1));
+    items[j] = (int32_t)i;
+  }
+  size_t kk = (size_t)(m.k > 0 ? m.k : 1);
+  float *pu = lua_newuserdatauv(L, sizeof(float) * kk, 0);
+  float *imp = lua_newuserdatauv(L, sizeof(float) * kk, 0);
+  double bu = 0;
+  mm_rec_mf_fold_in(&m, n, items, r, &o, &bu, pu, m.yj ? imp : NULL);
+  lua_createtable(L, s->n_items, 0);
+  for (int32_t i = 0; i < s->n_items; i++) {
+    if (row_len(ci, i) == 0) {
+      lua_pushboolean(L, 0);
+    } else {
+      double est = m.biased ? m.mu + bu + m.bi[i] : 0;
+      const float *qi = m.qi ? m.qi + (size_t)i * (size_t)m.k : NULL;
+      for (int f = 0; f < m.k; f++)
+        est += (double)qi[f] * ((double)pu[f] + (m.yj ? (double)imp[f] : 0));
+      lua_pushnumber(L, est);
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
 /* ------------------------------------------------------------------ registration */
 
 static const luaL_Reg store_methods[] = {{"size", s_size},
@@ -693,19 +756,13 @@ static const luaL_Reg store_methods[] = {{"size", s_size},
                                          {"row", s_row},
                                          {NULL, NULL}};
 
-static const luaL_Reg rec_funcs[] = {{"parse", l_parse},
-                                     {"from_columns", l_from_columns},
-                                     {"remap", l_remap},
-                                     {"select", l_select},
-                                     {"take", l_take},
-                                     {"permutation", l_permutation},
-                                     {"baseline", l_baseline},
-                                     {"init", l_init},
-                                     {"fit", l_fit},
-                                     {"predict", l_predict},
-                                     {"scores", l_scores},
-                                     {"clock", l_clock},
-                                     {NULL, NULL}};
+static const luaL_Reg rec_funcs[] = {{"parse", l_parse},       {"from_columns", l_from_columns},
+                                     {"remap", l_remap},       {"select", l_select},
+                                     {"take", l_take},         {"permutation", l_permutation},
+                                     {"baseline", l_baseline}, {"init", l_init},
+                                     {"fit", l_fit},           {"predict", l_predict},
+                                     {"scores", l_scores},     {"mf_fold_in", l_mf_fold_in},
+                                     {"clock", l_clock},       {NULL, NULL}};
 
 void mml_open_rec(lua_State *L, const mml_open_state *st) {
   luaL_newmetatable(L, CSR_MT);
@@ -718,5 +775,6 @@ void mml_open_rec(lua_State *L, const mml_open_state *st) {
   lua_newtable(L);
   mml_register(L, st, lua_absindex(L, -1), rec_funcs);
   mml_rec_register_knn(L, st, lua_absindex(L, -1));
+  mml_rec_register_implicit(L, st, lua_absindex(L, -1));
   lua_setfield(L, st->module, "_rec");
 }

@@ -253,6 +253,39 @@ static int l_knn_scores(lua_State *L) {
   return 2;
 }
 
+/* knn_scores_new(kind, rows, store, user_based = false, k, min_k, items, ratings, means|nil,
+ * sigmas|nil, mu, bx|nil, by|nil, bu_new) -> estimates over the item space (NaN where
+ * none), actual_k, for a new user given as (item, rating) pairs (items 1-based): the
+ * item-based estimates from the given ratings alone; bu_new is the user's baseline. */
+static int l_knn_scores_new(lua_State *L) {
+  mm_rec_knn m;
+  read_knn(L, 9, &m);
+  if (lua_toboolean(L, 4))
+    mml_error(L, "moonml.rec: a new user folds into item-based models only");
+  int64_t n = check_pairs(L, 7, 8);
+  int64_t nx = m.by_x->n_rows;
+  int32_t *items = read_ids(L, 7, n, nx);
+  double *val = lua_newuserdatauv(L, sizeof(double) * (size_t)(n > 0 ? n : 1), 0);
+  for (int64_t j = 0; j < n; j++) {
+    if (items[j] < 0)
+      mml_error(L, "moonml.rec: bad item at position %d", (int)(j + 1));
+    lua_rawgeti(L, 8, j + 1);
+    val[j] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  int64_t ptr[2] = {0, n};
+  mm_rec_csr one = {1, ptr, items, val};
+  double by_new = luaL_optnumber(L, 14, 0);
+  m.by_y = &one;
+  if (m.by)
+    m.by = &by_new;
+  double *est = lua_newuserdatauv(L, sizeof(double) * (size_t)(nx > 0 ? nx : 1), 0);
+  int32_t *ak = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(nx > 0 ? nx : 1), 0);
+  mml_check_status(L, mm_rec_knn_scores(mml_ctx(L), &m, 0, est, ak));
+  push_est_ak(L, est, ak, nx);
+  return 2;
+}
+
 /* knn_predict(kind, rows, store, user_based, k, min_k, xs, ys, means|nil, sigmas|nil, mu,
  * bx|nil, by|nil) -> estimates (NaN where none), actual_k (-1 where x or y is unknown) */
 static int l_knn_predict(lua_State *L) {
@@ -499,6 +532,7 @@ static const luaL_Reg knn_funcs[] = {{"sims", l_sims},
                                      {"row_stats", l_row_stats},
                                      {"knn_predict", l_knn_predict},
                                      {"knn_scores", l_knn_scores},
+                                     {"knn_scores_new", l_knn_scores_new},
                                      {"slope_one_scores", l_slope_one_scores},
                                      {"slope_one_fit", l_slope_one_fit},
                                      {"slope_one_predict", l_slope_one_predict},

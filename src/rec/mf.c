@@ -461,3 +461,44 @@ double mm_rec_mf_estimate(const mm_rec_mf *m, int32_t u, int32_t i, bool u_known
   }
   return est;
 }
+
+/* ------------------------------------------------------------------ fold-in */
+
+void mm_rec_mf_fold_in(const mm_rec_mf *m, int64_t n, const int32_t *items, const double *ratings,
+                       const mm_rec_sgd_opts *o, double *bu_out, float *pu, float *imp) {
+  const int k = m->k;
+  const bool pp = m->yj != NULL && imp != NULL;
+  double bu = 0;
+  for (int f = 0; f < k; f++)
+    pu[f] = 0;
+  if (pp) {
+    for (int f = 0; f < k; f++)
+      imp[f] = 0;
+    for (int64_t x = 0; x < n; x++) {
+      const float *y = m->yj + (size_t)items[x] * (size_t)k;
+      for (int f = 0; f < k; f++)
+        imp[f] += y[f];
+    }
+    float s = n > 0 ? (float)(1.0 / sqrt((double)n)) : 0;
+    for (int f = 0; f < k; f++)
+      imp[f] *= s;
+  }
+  const float lr_pu = (float)o->lr_pu, reg_pu = (float)o->reg_pu;
+  for (int e = 0; e < o->n_epochs; e++)
+    for (int64_t x = 0; x < n; x++) {
+      int32_t i = items[x];
+      const float *qi = m->qi + (size_t)i * (size_t)k;
+      double dot = 0;
+      for (int f = 0; f < k; f++)
+        dot += (double)qi[f] * ((double)pu[f] + (pp ? (double)imp[f] : 0));
+      double est = dot;
+      if (m->biased)
+        est += m->mu + bu + m->bi[i];
+      float err = (float)(ratings[x] - est);
+      if (m->biased)
+        bu += o->lr_bu * ((double)err - o->reg_bu * bu);
+      for (int f = 0; f < k; f++)
+        pu[f] += lr_pu * (err * qi[f] - reg_pu * pu[f]);
+    }
+  *bu_out = bu;
+}

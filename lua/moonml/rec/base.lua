@@ -14,7 +14,11 @@
 --   * optionally `_scores(u)`: estimates of user u for every item of the id space
 --     (false where there is none), used by recommend;
 --   * optionally `_similar(what, x)` (what = "user" or "item", x an inner id): arrays
---     of inner ids and similarities, used by similar_users / similar_items.
+--     of inner ids and similarities, used by similar_users / similar_items;
+--   * optionally `_fold_in(items, ratings)` (sorted inner ids with training ratings and
+--     the new user's ratings): estimates over the item space (false where there is none)
+--     for a new user, used by recommend_new (with `_fold_in_supported()` when support
+--     depends on the parameters, and `_fold_in_name()` for the error message).
 --
 -- The base class does the rest: raw-id look-ups, the fallback to the train set's mean
 -- for impossible predictions (details.was_impossible = true, details.reason), clipping
@@ -359,6 +363,12 @@ function Algo:recommend(user, n, opts)
       scores[i] = false
     end
   end
+  return base.best_items(self, scores, n)
+end
+
+--- The n best items of a score array over the inner item ids (false: not a candidate):
+-- raw ids and scores, best first, ties to the smaller item id.
+function base.best_items(self, scores, n)
   local items = self.ids.items
   local less = data.id_less
   local function better(a, b) -- inner ids a, b
@@ -394,6 +404,76 @@ function Algo:recommend(user, n, opts)
     ids[k], out[k] = items[i], scores[i]
   end
   return ids, out
+end
+
+-- ------------------------------------------------------------------ fold-in
+
+--- `ids, scores = m:recommend_new({[raw_item] = rating, ...}, n[, {exclude_seen = true}])`:
+-- the n best items for a new user given by its ratings, without refitting the model
+-- (raw ids, best first, the given items left out unless exclude_seen = false; items the
+-- train set does not know are ignored). Supported by SVD and SVDpp (the user's biases
+-- and factors fitted by their SGD with the item parameters fixed) and by item-based
+-- k-NN (the estimates from the given ratings); every other model raises
+-- "moonml.recommend_new: not supported by <model>".
+function Algo:recommend_new(liked, n, opts)
+  local supported = self._fold_in ~= nil
+  if supported and self._fold_in_supported then
+    supported = self:_fold_in_supported()
+  end
+  if not supported then
+    error(string.format("moonml.recommend_new: not supported by %s",
+      self._fold_in_name and self:_fold_in_name() or self.name), 0)
+  end
+  check_fitted(self, "recommend_new")
+  if type(liked) ~= "table" then
+    fail(self, "recommend_new", "expected a table {[item] = rating}, got %s", type(liked))
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    fail(self, "recommend_new", "options must be a table, got %s", type(opts))
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if k ~= "exclude_seen" then
+      fail(self, "recommend_new", "unknown option '%s'", tostring(k))
+    end
+  end
+  n = n == nil and 10 or n
+  if math.type(n) ~= "integer" or n < 0 then
+    fail(self, "recommend_new", "n must be a non-negative integer, got %s", tostring(n))
+  end
+  local by_id = {}
+  for raw, r in pairs(liked) do
+    if data.key(raw) == nil then
+      fail(self, "recommend_new", "item ids must be numbers or strings, got %s", tostring(raw))
+    end
+    if type(r) ~= "number" or r ~= r or r == math.huge or r == -math.huge then
+      fail(self, "recommend_new", "the rating of item '%s' must be a finite number, got %s",
+        tostring(raw), tostring(r))
+    end
+    local i = self.trainset:inner_item(raw)
+    if i then
+      by_id[i] = r
+    end
+  end
+  local items = {}
+  for i in pairs(by_id) do
+    items[#items + 1] = i
+  end
+  if #items == 0 then
+    fail(self, "recommend_new", "none of the given items is known to the model")
+  end
+  table.sort(items)
+  local ratings = {}
+  for k, i in ipairs(items) do
+    ratings[k] = by_id[i]
+  end
+  local scores = self:_fold_in(items, ratings)
+  if opts.exclude_seen ~= false then
+    for _, i in ipairs(items) do
+      scores[i] = false
+    end
+  end
+  return base.best_items(self, scores, n)
 end
 
 -- ------------------------------------------------------------------ similar users / items

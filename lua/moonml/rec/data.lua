@@ -692,4 +692,57 @@ function data.from_tensors(users, items, ratings, timestamps, opts)
   return from_columns(us, is, rs, ts, check_scale(opts.scale, "from_tensors"), "from_tensors")
 end
 
+-- ------------------------------------------------------------------ synthetic data
+
+--- `rec.synthetic{users =, items =, interactions =, factors = 10, noise = 0.1, seed = 0,
+-- timestamps = false}`: a seeded synthetic interaction set generated in C, for tests and
+-- benchmarks at any scale. A latent-factor model plus noise: `factors` latent topics;
+-- every item belongs to one topic and has a Zipf popularity (exponent 0.9, random order);
+-- every user mixes one to three topics with random weights (Dirichlet(1)) and draws its
+-- items from its topics by popularity, or with probability `noise` from all items by
+-- popularity; no pair twice; activity per user is log-normal (sigma 1, at least one
+-- interaction each; a user whose likely items run out takes free items at random). The
+-- rating of an interaction is round(1 + 4 w + N(0, 0.5^2)) clipped to 1..5, w the user's
+-- weight of the item's topic (0 for noise draws), so the set works for rating models too.
+-- Raw ids are the integers 1..users and 1..items; the scale is {1, 5}. With timestamps =
+-- true every rating gets its position among its user's draws (so leave_last_out works).
+-- The set holds 16 bytes per rating (24 with timestamps); the same seed gives the same set
+-- on every machine.
+function data.synthetic(opts)
+  local fn = "synthetic"
+  opts = check_opts(opts, fn, { users = true, items = true, interactions = true,
+    factors = true, noise = true, seed = true, timestamps = true })
+  local function int(name, def)
+    local v = opts[name]
+    if v == nil then
+      v = def
+    end
+    if math.type(v) ~= "integer" then
+      error(string.format("moonml.rec.synthetic: %s must be an integer, got %s", name,
+        tostring(v)), 0)
+    end
+    return v
+  end
+  local users, items, n = int("users"), int("items"), int("interactions")
+  local factors, seed = int("factors", 10), int("seed", 0)
+  local noise = opts.noise == nil and 0.1 or opts.noise
+  if type(noise) ~= "number" or not (noise >= 0 and noise <= 1) then
+    error("moonml.rec.synthetic: noise must be a number in [0, 1], got " .. tostring(noise), 0)
+  end
+  local ts = opts.timestamps
+  if ts ~= nil and type(ts) ~= "boolean" then
+    error("moonml.rec.synthetic: timestamps must be a boolean, got " .. tostring(ts), 0)
+  end
+  local store = C.synthetic(users, items, n, factors, noise, seed, ts or false)
+  local ids = data.IdMap()
+  local ul, ui, il, ii = ids.users, ids.uindex, ids.items, ids.iindex
+  for u = 1, users do
+    ul[u], ui[u] = u, u
+  end
+  for i = 1, items do
+    il[i], ii[i] = i, i
+  end
+  return new_set(store, ids, { 1, 5 }, { name = "synthetic" })
+end
+
 return data

@@ -11,9 +11,12 @@
 -- from_tensors, folds_from_file, predefined_folds; splits on the set (split, folds,
 -- leave_last_out). Algorithms: NormalPredictor, BaselineOnly, KNNBasic, KNNWithMeans,
 -- KNNWithZScore, KNNBaseline, SVD, SVDpp, NMF, SlopeOne, CoClustering, all with the
--- contract of moonml.rec.base. Metrics: rmse, mae, mse, fcp; ranking metrics
--- precision_at_k, recall_at_k, ndcg_at_k, map_at_k, hit_rate, auc, coverage (and
--- ranking_metrics for all at once). cross_validate, grid_search.
+-- contract of moonml.rec.base; implicit feedback (moonml.rec.implicit): ALS, BPR,
+-- ItemKNN, Popular. New users without a refit: recommend_new (ALS, BPR, ItemKNN, Popular,
+-- SVD, SVDpp, item-based k-NN). Scale: rec.synthetic generates seeded interaction sets.
+-- Metrics: rmse, mae, mse, fcp; ranking metrics precision_at_k, recall_at_k, ndcg_at_k,
+-- map_at_k, hit_rate, auc, coverage (and ranking_metrics for all at once).
+-- cross_validate, grid_search.
 -- @module moonml.rec
 local data = require("moonml.rec.data")
 local metrics = require("moonml.rec.metrics")
@@ -40,6 +43,7 @@ rec.folds_from_file = data.folds_from_file
 rec.predefined_folds = data.predefined_folds
 rec.load_many = data.load_many
 rec.is_ratings = data.is_set
+rec.synthetic = data.synthetic
 
 rec.NormalPredictor = require("moonml.rec.random_pred")
 rec.BaselineOnly = baseline.BaselineOnly
@@ -55,6 +59,11 @@ rec.SlopeOne = require("moonml.rec.slope_one")
 rec.NeuMF = require("moonml.rec.neumf")
 rec.CoClustering = require("moonml.rec.co_clustering")
 rec.compute_baselines = baseline.compute
+local implicit = require("moonml.rec.implicit")
+rec.ALS = implicit.ALS
+rec.BPR = implicit.BPR
+rec.ItemKNN = implicit.ItemKNN
+rec.Popular = implicit.Popular
 
 rec.rmse = metrics.rmse
 rec.mae = metrics.mae

@@ -154,6 +154,48 @@ local function make(name, kind)
     return est
   end
 
+  -- Fold-in of a new user (item-based only): the estimates of every item from the given
+  -- ratings with the fitted similarity rows, as for a user of the train set; KNNBaseline's
+  -- new b_u is one ALS step over the given ratings (b_u = sum(r - mu - b_i) / (reg_u + n),
+  -- reg_u from bsl_options, 15 by default; with method = "sgd", n_epochs of its SGD on b_u).
+  function cls:_fold_in_supported()
+    return not self.sim.user_based
+  end
+
+  function cls:_fold_in_name()
+    return name .. " (user-based)"
+  end
+
+  function cls:_fold_in(items, ratings)
+    local bu_new = 0
+    if self.bi then
+      local o, bi = self.bsl_options, self.bi
+      if (o.method or "als") == "als" then
+        local s = 0
+        for k, i in ipairs(items) do
+          s = s + ratings[k] - self.mu - bi[i]
+        end
+        bu_new = s / ((o.reg_u or 15) + #items)
+      else
+        local reg, lr = o.reg or 0.02, o.learning_rate or 0.005
+        for _ = 1, o.n_epochs or 20 do
+          for k, i in ipairs(items) do
+            local err = ratings[k] - (self.mu + bu_new + bi[i])
+            bu_new = bu_new + lr * (err - reg * bu_new)
+          end
+        end
+      end
+    end
+    local est, ak = C.knn_scores_new(kind, self.sims, self.store, false, self.k, self.min_k,
+      items, ratings, self.means, self.sigmas, self.mu, self.bx, self.by, bu_new)
+    for i = 1, #est do
+      if ak[i] < 0 or (kind == "basic" and (ak[i] < self.min_k or ak[i] == 0)) then
+        est[i] = false
+      end
+    end
+    return est
+  end
+
   -- Rows of the kept orientation come from the model; the other one is computed on
   -- demand with the same measure and options.
   function cls:_similar(what, x)

@@ -106,6 +106,16 @@ base.persist(SVD, {
   values = { "k" },
   restore = function(self, train) self.trainset_store = train.store end,
 })
+
+-- Fold-in (recommend_new): n_epochs of the SGD updates of the new user's b_u and p_u over
+-- its ratings, in item-id order, from b_u = 0 and p_u = 0, with the model's learning rates
+-- and regularisation and every item parameter fixed; SVD++ adds the implicit term of the
+-- given items (|N(u)|^-1/2 sum y_j, fixed too).
+--- A new user's estimates from its ratings without a refit (see the comment above).
+function mf.fold_in(self, items, ratings)
+  return C.mf_fold_in(self, self.trainset_store, items, ratings)
+end
+SVD._fold_in = mf.fold_in
 mf.SVD = SVD
 
 -- ------------------------------------------------------------------ SVD++
@@ -158,6 +168,7 @@ base.persist(SVDpp, {
   values = { "k" },
   restore = function(self, train) self.trainset_store = train.store end,
 })
+SVDpp._fold_in = mf.fold_in
 mf.SVDpp = SVDpp
 
 -- ------------------------------------------------------------------ NMF
