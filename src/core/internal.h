@@ -72,6 +72,9 @@ mm_storage *mm_storage_wrap(mm_ctx *ctx, void *data, size_t nbytes, mm_free_fn f
 
 /* A new tensor header around a storage (retained); contiguous strides for shape. */
 mm_tensor *mm_tensor_wrap(mm_storage *s, mm_dtype dt, int ndim, const int64_t *shape);
+/* A new contiguous tensor (uninitialised data); errors (size too large, out of memory) name
+ * op. */
+mm_tensor *mm_new_tensor(mm_ctx *ctx, const char *op, mm_dtype dt, int ndim, const int64_t *shape);
 /* A new header sharing t's storage, with t's dtype; the caller fills shape/stride/offset. */
 mm_tensor *mm_tensor_view_of(mm_ctx *ctx, const mm_tensor *t);
 void mm_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
@@ -105,6 +108,10 @@ void mm_iter_init(mm_iter *it, int n, mm_tensor *const *ts);
 void mm_iter_run_range(const mm_iter *it, mm_inner_fn fn, void *arg, int64_t begin, int64_t end);
 /* Runs the whole space, split over threads when large enough. */
 void mm_iter_run(const mm_iter *it, mm_inner_fn fn, void *arg);
+/* Runs fn over tensors of one shape: straight on the data when each operand is dense or a
+ * broadcast scalar and the work is small (the per-call cost of small tensors matters),
+ * through mm_iter (coalescing, threads) otherwise. */
+void mm_run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, void *arg);
 
 /* ---- parallel loop (parallel.c) ---- */
 typedef void (*mm_range_fn)(int64_t begin, int64_t end, void *arg);

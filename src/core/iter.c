@@ -96,3 +96,37 @@ void mm_iter_run(const mm_iter *it, mm_inner_fn fn, void *arg) {
   iter_job job = {it, fn, arg};
   mm_parallel_for(it->numel, MM_PARALLEL_GRAIN, iter_chunk, &job);
 }
+
+/* Tensors up to this many elements that need no iterator skip mm_iter entirely. */
+#define MM_DIRECT_MAX ((int64_t)1 << 16)
+
+void mm_run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, void *arg) {
+  int64_t numel = mm_numel(ts[0]);
+  if (numel == 0)
+    return;
+  if (numel <= MM_DIRECT_MAX) {
+    char *ptrs[MM_ITER_MAX];
+    int64_t strides[MM_ITER_MAX];
+    bool direct = true;
+    for (int k = 0; k < n && direct; k++) {
+      const mm_tensor *t = ts[k];
+      bool zero = true;
+      for (int d = 0; d < t->ndim && zero; d++)
+        zero = t->stride[d] == 0 || t->shape[d] == 1;
+      if (zero && numel > 1)
+        strides[k] = 0;
+      else if (mm_is_contiguous(t))
+        strides[k] = (int64_t)mm_dtype_size(t->dtype);
+      else
+        direct = false;
+      ptrs[k] = mm_data(t);
+    }
+    if (direct) {
+      fn(ptrs, strides, numel, arg);
+      return;
+    }
+  }
+  mm_iter it;
+  mm_iter_init(&it, n, ts);
+  mm_iter_run(&it, fn, arg);
+}

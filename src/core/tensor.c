@@ -177,8 +177,7 @@ mm_tensor *mm_alias(mm_ctx *ctx, const mm_tensor *t) {
 
 /* ------------------------------------------------------------------ creation */
 
-static mm_tensor *new_tensor(mm_ctx *ctx, const char *op, mm_dtype dt, int ndim,
-                             const int64_t *shape) {
+mm_tensor *mm_new_tensor(mm_ctx *ctx, const char *op, mm_dtype dt, int ndim, const int64_t *shape) {
   int64_t n = mm_shape_numel(ctx, op, ndim, shape, dt);
   if (n < 0)
     return NULL;
@@ -191,18 +190,18 @@ static mm_tensor *new_tensor(mm_ctx *ctx, const char *op, mm_dtype dt, int ndim,
 }
 
 mm_tensor *mm_empty(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape) {
-  return new_tensor(ctx, "empty", dt, ndim, shape);
+  return mm_new_tensor(ctx, "empty", dt, ndim, shape);
 }
 
 mm_tensor *mm_zeros(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape) {
-  mm_tensor *t = new_tensor(ctx, "zeros", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "zeros", dt, ndim, shape);
   if (t)
     memset(mm_data(t), 0, (size_t)mm_numel(t) * mm_dtype_size(dt));
   return t;
 }
 
 mm_tensor *mm_full(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape, double value) {
-  mm_tensor *t = new_tensor(ctx, "full", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "full", dt, ndim, shape);
   if (t)
     mm_fill_(ctx, t, value);
   return t;
@@ -306,7 +305,7 @@ mm_tensor *mm_arange(mm_ctx *ctx, mm_dtype dt, double start, double end, double 
       return NULL;
     }
   }
-  mm_tensor *t = new_tensor(ctx, "arange", dt, 1, &n);
+  mm_tensor *t = mm_new_tensor(ctx, "arange", dt, 1, &n);
   if (t)
     fill_arange(mm_data(t), dt, start, step, n);
   return t;
@@ -368,7 +367,7 @@ mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end, int64
     mm_fail(ctx, "moonml.linspace: dtype bool is not supported");
     return NULL;
   }
-  mm_tensor *t = new_tensor(ctx, "linspace", dt, 1, &steps);
+  mm_tensor *t = mm_new_tensor(ctx, "linspace", dt, 1, &steps);
   if (!t)
     return NULL;
   if (steps == 1)
@@ -380,7 +379,7 @@ mm_tensor *mm_linspace(mm_ctx *ctx, mm_dtype dt, double start, double end, int64
 
 mm_tensor *mm_eye(mm_ctx *ctx, mm_dtype dt, int64_t n, int64_t m) {
   int64_t shape[2] = {n, m};
-  mm_tensor *t = new_tensor(ctx, "eye", dt, 2, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "eye", dt, 2, shape);
   if (!t)
     return NULL;
   memset(mm_data(t), 0, (size_t)(n * m) * mm_dtype_size(dt));
@@ -394,7 +393,7 @@ mm_tensor *mm_rand(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape) {
     mm_fail(ctx, "moonml.rand: dtype must be a floating type, got %s", mm_dtype_name(dt));
     return NULL;
   }
-  mm_tensor *t = new_tensor(ctx, "rand", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "rand", dt, ndim, shape);
   if (!t)
     return NULL;
   int64_t n = mm_numel(t);
@@ -415,7 +414,7 @@ mm_tensor *mm_randn(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape) {
     mm_fail(ctx, "moonml.randn: dtype must be a floating type, got %s", mm_dtype_name(dt));
     return NULL;
   }
-  mm_tensor *t = new_tensor(ctx, "randn", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "randn", dt, ndim, shape);
   if (!t)
     return NULL;
   int64_t n = mm_numel(t);
@@ -436,7 +435,7 @@ mm_tensor *mm_randint(mm_ctx *ctx, mm_dtype dt, int64_t low, int64_t high, int n
     mm_fail(ctx, "moonml.randint: a bool tensor holds only 0 and 1");
     return NULL;
   }
-  mm_tensor *t = new_tensor(ctx, "randint", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "randint", dt, ndim, shape);
   if (!t)
     return NULL;
   uint64_t range = (uint64_t)high - (uint64_t)low + 1; /* 0 means all 2^64 values */
@@ -461,7 +460,7 @@ mm_tensor *mm_randint(mm_ctx *ctx, mm_dtype dt, int64_t low, int64_t high, int n
 
 mm_tensor *mm_from_buffer(mm_ctx *ctx, mm_dtype dt, int ndim, const int64_t *shape,
                           const void *data, size_t nbytes) {
-  mm_tensor *t = new_tensor(ctx, "from_buffer", dt, ndim, shape);
+  mm_tensor *t = mm_new_tensor(ctx, "from_buffer", dt, ndim, shape);
   if (!t)
     return NULL;
   size_t need = (size_t)mm_numel(t) * mm_dtype_size(dt);
@@ -756,7 +755,7 @@ int mm_fill_(mm_ctx *ctx, mm_tensor *dst, double value) {
 }
 
 mm_tensor *mm_clone_raw(mm_ctx *ctx, const mm_tensor *t) {
-  mm_tensor *c = new_tensor(ctx, "clone", t->dtype, t->ndim, t->shape);
+  mm_tensor *c = mm_new_tensor(ctx, "clone", t->dtype, t->ndim, t->shape);
   if (c && mm_copy_raw(ctx, c, t) != 0) {
     mm_release(c);
     return NULL;
@@ -787,7 +786,7 @@ mm_tensor *mm_to_dtype(mm_ctx *ctx, const mm_tensor *t, mm_dtype dt) {
     mm_retain((mm_tensor *)t);
     return (mm_tensor *)t;
   }
-  mm_tensor *c = new_tensor(ctx, "to", dt, t->ndim, t->shape);
+  mm_tensor *c = mm_new_tensor(ctx, "to", dt, t->ndim, t->shape);
   if (c && mm_copy_raw(ctx, c, t) != 0) {
     mm_release(c);
     return NULL;

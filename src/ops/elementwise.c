@@ -21,10 +21,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-/* Tensors up to this many elements that need no iterator skip mm_iter entirely: the
- * per-call cost matters for the small tensors a game touches every frame. */
-#define DIRECT_MAX ((int64_t)1 << 16)
-
 static const char *const binary_names[MM_BINARY_OP_COUNT] = {
     "add", "sub", "mul", "div", "pow", "eq", "ne", "lt", "le", "gt", "ge"};
 static const char *const binary_names_[MM_BINARY_OP_COUNT] = {
@@ -546,53 +542,6 @@ static bool must_copy_other(const mm_tensor *self, const mm_tensor *b) {
   return lo1 < hi2 && lo2 < hi1;
 }
 
-/* mm_empty, with errors (size too large, out of memory) naming the op */
-static mm_tensor *new_tensor(mm_ctx *ctx, const char *name, mm_dtype dt, int ndim,
-                             const int64_t *shape) {
-  int64_t n = mm_shape_numel(ctx, name, ndim, shape, dt);
-  if (n < 0)
-    return NULL;
-  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_dtype_size(dt), name);
-  if (!s)
-    return NULL;
-  mm_tensor *t = mm_tensor_wrap(s, dt, ndim, shape);
-  mm_storage_release(s);
-  return t;
-}
-
-/* Runs fn over tensors of one shape: straight on the data when each operand is dense or a
- * broadcast scalar and the work is small, through mm_iter (coalescing, threads) otherwise. */
-static void run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, kparam *kp) {
-  int64_t numel = mm_numel(ts[0]);
-  if (numel == 0)
-    return;
-  if (numel <= DIRECT_MAX) {
-    char *ptrs[MM_ITER_MAX];
-    int64_t strides[MM_ITER_MAX];
-    bool direct = true;
-    for (int k = 0; k < n && direct; k++) {
-      const mm_tensor *t = ts[k];
-      bool zero = true;
-      for (int d = 0; d < t->ndim && zero; d++)
-        zero = t->stride[d] == 0 || t->shape[d] == 1;
-      if (zero && numel > 1)
-        strides[k] = 0;
-      else if (mm_is_contiguous(t))
-        strides[k] = (int64_t)mm_dtype_size(t->dtype);
-      else
-        direct = false;
-      ptrs[k] = mm_data(t);
-    }
-    if (direct) {
-      fn(ptrs, strides, numel, kp);
-      return;
-    }
-  }
-  mm_iter it;
-  mm_iter_init(&it, n, ts);
-  mm_iter_run(&it, fn, kp);
-}
-
 /* ------------------------------------------------------------------ autograd helpers */
 
 /* The graph-recording paths stay out of line, so the common path keeps its inlined forward. */
@@ -673,10 +622,10 @@ static mm_tensor *bw_run(mm_ctx *ctx, const mm_inner_fn *fns, int n, const mm_te
     broadcast_header(t, nd, shape, &h[k]);
     ts[k + 1] = &h[k];
   }
-  if (!(out = new_tensor(ctx, "backward", C, nd, shape)))
+  if (!(out = mm_new_tensor(ctx, "backward", C, nd, shape)))
     goto done;
   ts[0] = out;
-  run_kernel(n + 1, ts, fns[C == MM_FLOAT64], kp);
+  mm_run_kernel(n + 1, ts, fns[C == MM_FLOAT64], kp);
 done:
   for (int k = 0; k < n; k++)
     mm_release(conv[k]);
@@ -772,7 +721,7 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
   }
   mm_tensor *dst = self;
   if (!direct) {
-    if (!(dst = out = new_tensor(ctx, name, R, nd, shape)))
+    if (!(dst = out = mm_new_tensor(ctx, name, R, nd, shape)))
       goto done;
   }
 
@@ -783,7 +732,7 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
   ts[0] = dst;
   if (op == MM_OP_POW && !b && !c->scalar_first && mm_dtype_is_float(C)) {
     ts[1] = &ha;
-    run_kernel(2, ts, pow_scalar_kernel(C, c->s.value, &kp), &kp);
+    mm_run_kernel(2, ts, pow_scalar_kernel(C, c->s.value, &kp), &kp);
   } else {
     mm_inner_fn fn = binary_kernels[op][C];
     if (c->has_alpha && c->alpha.value != 1) {
@@ -810,7 +759,7 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
     }
     ts[1] = c->scalar_first ? other : &ha;
     ts[2] = c->scalar_first ? &ha : other;
-    run_kernel(3, ts, fn, &kp);
+    mm_run_kernel(3, ts, fn, &kp);
   }
   if (self && !direct && mm_copy_(ctx, self, out) != 0)
     goto done;
@@ -1125,13 +1074,13 @@ static int unary_compute(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_ten
   if (a->dtype != C && !(a = ta = mm_to_dtype(ctx, a, C)))
     return -1;
   mm_tensor *dst = self;
-  if (!self && !(dst = out = new_tensor(ctx, name, C, a->ndim, a->shape))) {
+  if (!self && !(dst = out = mm_new_tensor(ctx, name, C, a->ndim, a->shape))) {
     mm_release(ta);
     return -1;
   }
   kparam kp = {0};
   mm_tensor ha = *a, *ts[2] = {dst, &ha};
-  run_kernel(2, ts, fn, &kp);
+  mm_run_kernel(2, ts, fn, &kp);
   mm_release(ta);
   if (result)
     *result = out;

@@ -15,8 +15,6 @@
 #include <math.h>
 #include <string.h>
 
-/* Tensors up to this many elements with dense or scalar operands skip mm_iter. */
-#define DIRECT_MAX ((int64_t)1 << 16)
 #define MAX_OPERANDS 3
 
 static const char *const math_names[MM_MATH_OP_COUNT] = {"rsqrt", "sin",  "cos",  "sign",
@@ -351,52 +349,6 @@ static bool internal_overlap(const mm_tensor *t) {
   return false;
 }
 
-static mm_tensor *new_tensor(mm_ctx *ctx, const char *name, mm_dtype dt, int ndim,
-                             const int64_t *shape) {
-  int64_t n = mm_shape_numel(ctx, name, ndim, shape, dt);
-  if (n < 0)
-    return NULL;
-  mm_storage *s = mm_storage_new(ctx, (size_t)n * mm_dtype_size(dt), name);
-  if (!s)
-    return NULL;
-  mm_tensor *t = mm_tensor_wrap(s, dt, ndim, shape);
-  mm_storage_release(s);
-  return t;
-}
-
-/* Runs fn over tensors of one shape: straight on the data when every operand is dense or a
- * broadcast scalar and the work is small, through mm_iter (coalescing, threads) otherwise. */
-static void run_kernel(int n, mm_tensor *const *ts, mm_inner_fn fn, kparam *kp) {
-  int64_t numel = mm_numel(ts[0]);
-  if (numel == 0)
-    return;
-  if (numel <= DIRECT_MAX) {
-    char *ptrs[MM_ITER_MAX];
-    int64_t strides[MM_ITER_MAX];
-    bool direct = true;
-    for (int k = 0; k < n && direct; k++) {
-      const mm_tensor *t = ts[k];
-      bool zero = true;
-      for (int d = 0; d < t->ndim && zero; d++)
-        zero = t->stride[d] == 0 || t->shape[d] == 1;
-      if (zero && numel > 1)
-        strides[k] = 0;
-      else if (mm_is_contiguous(t))
-        strides[k] = (int64_t)mm_dtype_size(t->dtype);
-      else
-        direct = false;
-      ptrs[k] = mm_data(t);
-    }
-    if (direct) {
-      fn(ptrs, strides, numel, kp);
-      return;
-    }
-  }
-  mm_iter it;
-  mm_iter_init(&it, n, ts);
-  mm_iter_run(&it, fn, kp);
-}
-
 /* ------------------------------------------------------------------ the map driver */
 
 /* One input of a kernel: the tensor t, or the number v when t is NULL; converted to dt. */
@@ -445,10 +397,10 @@ static int map_run(mm_ctx *ctx, const char *name, mm_tensor *dst, mm_dtype out_d
     broadcast_header(t, nd, shape, &heads[k]);
     ts[k + 1] = &heads[k];
   }
-  if (!dst && !(dst = out = new_tensor(ctx, name, out_dt, nd, shape)))
+  if (!dst && !(dst = out = mm_new_tensor(ctx, name, out_dt, nd, shape)))
     goto done;
   ts[0] = dst;
-  run_kernel(n + 1, ts, fn, kp);
+  mm_run_kernel(n + 1, ts, fn, kp);
   if (result) {
     *result = out;
     out = NULL;
