@@ -1,6 +1,7 @@
 /* dtype names, sizes and PyTorch's promotion order bool < int64 < float32 < float64. */
 #include "internal.h"
 
+#include <math.h>
 #include <string.h>
 
 static const struct {
@@ -44,4 +45,39 @@ int mm_dtype_from_name(const char *name, mm_dtype *out) {
 
 mm_dtype mm_promote(mm_dtype a, mm_dtype b) {
   return dtype_info[a].rank >= dtype_info[b].rank ? a : b;
+}
+
+/* ------------------------------------------------------------------ rules shared by the ops */
+
+int mm_dtype_category(mm_dtype dt) { return dt == MM_BOOL ? 0 : dt == MM_INT64 ? 1 : 2; }
+
+bool mm_scalar_is_int(mm_scalar s) {
+  return s.is_integer && isfinite(s.value) && floor(s.value) == s.value;
+}
+
+mm_dtype mm_scalar_promote(mm_dtype t, mm_scalar s) {
+  int cs = mm_scalar_is_int(s) ? 1 : 2;
+  if (cs <= mm_dtype_category(t))
+    return t;
+  return cs == 1 ? MM_INT64 : MM_FLOAT32;
+}
+
+bool mm_can_cast(mm_dtype from, mm_dtype to) {
+  if (mm_dtype_is_float(from) && !mm_dtype_is_float(to))
+    return false;
+  if (from != MM_BOOL && to == MM_BOOL)
+    return false;
+  return true;
+}
+
+const char *mm_dtype_article(mm_dtype dt) { return dt == MM_INT64 ? "an" : "a"; }
+
+int64_t mm_to_int64(double v) {
+  if (isnan(v))
+    return 0;
+  if (v >= 9223372036854775807.0)
+    return INT64_MAX;
+  if (v <= -9223372036854775808.0)
+    return INT64_MIN;
+  return (int64_t)v;
 }

@@ -61,6 +61,17 @@ static inline size_t mm_elsize(mm_dtype dt) {
   return sizes[dt];
 }
 
+/* dtype rules shared by the ops (dtype.c), after PyTorch */
+int mm_dtype_category(mm_dtype dt); /* 0 bool, 1 integer, 2 floating */
+bool mm_scalar_is_int(mm_scalar s);
+/* the wrapped-number rule: a scalar raises the category only, to its default dtype */
+mm_dtype mm_scalar_promote(mm_dtype t, mm_scalar s);
+/* canCast: no float into an integer dtype, nothing but bool into bool */
+bool mm_can_cast(mm_dtype from, mm_dtype to);
+const char *mm_dtype_article(mm_dtype dt); /* "an" int64, "a" float32 */
+/* a double as int64: NaN gives 0, out of range saturates */
+int64_t mm_to_int64(double v);
+
 /* storage (ctx.c) */
 mm_storage *mm_storage_new(mm_ctx *ctx, size_t nbytes, const char *op);
 void mm_storage_release(mm_storage *s);

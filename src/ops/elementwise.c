@@ -399,42 +399,6 @@ BINARY_KERNEL(k_rpow_bw_f64, double, double,
 
 /* ------------------------------------------------------------------ operands, dtypes */
 
-/* 0 bool, 1 integer, 2 floating */
-static int category(mm_dtype dt) { return dt == MM_BOOL ? 0 : dt == MM_INT64 ? 1 : 2; }
-
-static bool scalar_is_int(mm_scalar s) {
-  return s.is_integer && isfinite(s.value) && floor(s.value) == s.value;
-}
-
-/* PyTorch's wrapped-number rule: a scalar raises the category only, to its default dtype */
-static mm_dtype scalar_promote(mm_dtype t, mm_scalar s) {
-  int cs = scalar_is_int(s) ? 1 : 2;
-  if (cs <= category(t))
-    return t;
-  return cs == 1 ? MM_INT64 : MM_FLOAT32;
-}
-
-/* PyTorch's canCast: no float into an integer dtype, nothing but bool into bool */
-static bool can_cast(mm_dtype from, mm_dtype to) {
-  if (mm_dtype_is_float(from) && !mm_dtype_is_float(to))
-    return false;
-  if (from != MM_BOOL && to == MM_BOOL)
-    return false;
-  return true;
-}
-
-static const char *article(mm_dtype dt) { return dt == MM_INT64 ? "an" : "a"; }
-
-static int64_t to_int64(double v) {
-  if (isnan(v))
-    return 0;
-  if (v >= 9223372036854775807.0)
-    return INT64_MAX;
-  if (v <= -9223372036854775808.0)
-    return INT64_MIN;
-  return (int64_t)v;
-}
-
 typedef union {
   float f32;
   double f64;
@@ -460,7 +424,7 @@ static void scalar_tensor_init(scalar_tensor *st, mm_dtype dt, int ndim, const i
     st->buf.f64 = v;
     break;
   case MM_INT64:
-    st->buf.i64 = to_int64(v);
+    st->buf.i64 = mm_to_int64(v);
     break;
   default:
     st->buf.b = v != 0;
@@ -664,7 +628,7 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
   const mm_tensor *a = c->a, *b = c->b;
 
   /* dtypes: P promoted, C computed in, R result */
-  mm_dtype P = b ? mm_promote(a->dtype, b->dtype) : scalar_promote(a->dtype, c->s);
+  mm_dtype P = b ? mm_promote(a->dtype, b->dtype) : mm_scalar_promote(a->dtype, c->s);
   if (op == MM_OP_SUB && (a->dtype == MM_BOOL || (b && b->dtype == MM_BOOL)))
     return mm_fail(ctx, "moonml.%s: subtraction with a bool tensor is not supported", name);
   if (op == MM_OP_POW && P == MM_BOOL)
@@ -676,9 +640,9 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
     C = R = MM_FLOAT32; /* true division */
   if (op >= MM_OP_EQ)
     R = MM_BOOL;
-  if (c->has_alpha && !mm_dtype_is_float(R) && !scalar_is_int(c->alpha))
-    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name, article(R),
-                   mm_dtype_name(R));
+  if (c->has_alpha && !mm_dtype_is_float(R) && !mm_scalar_is_int(c->alpha))
+    return mm_fail(ctx, "moonml.%s: alpha must be an integer for %s %s result", name,
+                   mm_dtype_article(R), mm_dtype_name(R));
 
   /* shapes */
   int nd;
@@ -696,9 +660,10 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
       return mm_fail(ctx, "moonml.%s: output with shape %s doesn't match the broadcast shape %s",
                      name, mm_shape_str(s1, sizeof s1, self->ndim, self->shape),
                      mm_shape_str(s2, sizeof s2, nd, shape));
-    if (!can_cast(R, self->dtype))
+    if (!mm_can_cast(R, self->dtype))
       return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
-                     name, mm_dtype_name(R), article(self->dtype), mm_dtype_name(self->dtype));
+                     name, mm_dtype_name(R), mm_dtype_article(self->dtype),
+                     mm_dtype_name(self->dtype));
     if (internal_overlap(self))
       return mm_fail(ctx,
                      "moonml.%s: cannot write in place into an expanded tensor (several "
@@ -738,7 +703,7 @@ static int binary_compute(mm_ctx *ctx, const binary_call *c, mm_tensor **result)
     if (c->has_alpha && c->alpha.value != 1) {
       /* a + alpha * b; sub is a + (-alpha) * b */
       double al = c->alpha.value;
-      int64_t ai = to_int64(al);
+      int64_t ai = mm_to_int64(al);
       fn = binary_kernels[OP_ADD_ALPHA][C];
       kp.f32 = (float)(op == MM_OP_SUB ? -al : al);
       kp.f64 = op == MM_OP_SUB ? -al : al;
@@ -1058,9 +1023,10 @@ static int unary_compute(mm_ctx *ctx, mm_unary_op op, const mm_tensor *a, mm_ten
   bool to_float = op != MM_OP_NEG && op != MM_OP_ABS && op != MM_OP_RELU;
   mm_dtype C = to_float && !mm_dtype_is_float(a->dtype) ? MM_FLOAT32 : a->dtype;
   if (self) {
-    if (!can_cast(C, self->dtype))
+    if (!mm_can_cast(C, self->dtype))
       return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor",
-                     name, mm_dtype_name(C), article(self->dtype), mm_dtype_name(self->dtype));
+                     name, mm_dtype_name(C), mm_dtype_article(self->dtype),
+                     mm_dtype_name(self->dtype));
     if (internal_overlap(self))
       return mm_fail(ctx,
                      "moonml.%s: cannot write in place into an expanded tensor (several "

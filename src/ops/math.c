@@ -230,42 +230,6 @@ K3(k_lerp_f64, double, double, LERP(x, y, z, 1.0))
 
 /* ------------------------------------------------------------------ dtypes, headers */
 
-/* 0 bool, 1 integer, 2 floating */
-static int category(mm_dtype dt) { return dt == MM_BOOL ? 0 : dt == MM_INT64 ? 1 : 2; }
-
-static bool scalar_is_int(mm_scalar s) {
-  return s.is_integer && isfinite(s.value) && floor(s.value) == s.value;
-}
-
-/* PyTorch's wrapped-number rule: a number raises the category only, to its default dtype */
-static mm_dtype scalar_promote(mm_dtype t, mm_scalar s) {
-  int cs = scalar_is_int(s) ? 1 : 2;
-  if (cs <= category(t))
-    return t;
-  return cs == 1 ? MM_INT64 : MM_FLOAT32;
-}
-
-/* PyTorch's canCast: no float into an integer dtype, nothing but bool into bool */
-static bool can_cast(mm_dtype from, mm_dtype to) {
-  if (mm_dtype_is_float(from) && !mm_dtype_is_float(to))
-    return false;
-  if (from != MM_BOOL && to == MM_BOOL)
-    return false;
-  return true;
-}
-
-static const char *article(mm_dtype dt) { return dt == MM_INT64 ? "an" : "a"; }
-
-static int64_t to_int64(double v) {
-  if (isnan(v))
-    return 0;
-  if (v >= 9223372036854775807.0)
-    return INT64_MAX;
-  if (v <= -9223372036854775808.0)
-    return INT64_MIN;
-  return (int64_t)v;
-}
-
 /* A number dressed as a tensor of the iteration shape with all strides 0, on the stack. */
 typedef struct {
   mm_storage storage;
@@ -286,7 +250,7 @@ static void scalar_tensor_init(scalar_tensor *st, mm_dtype dt, int ndim, const i
   else if (dt == MM_FLOAT64)
     st->buf.f64 = v;
   else if (dt == MM_INT64)
-    st->buf.i64 = to_int64(v);
+    st->buf.i64 = mm_to_int64(v);
   else
     st->buf.b = v != 0;
   st->storage.refcount = 1;
@@ -433,9 +397,9 @@ static int check_inplace(mm_ctx *ctx, const char *name, const mm_tensor *self, m
     return mm_fail(ctx, "moonml.%s: output with shape %s doesn't match the broadcast shape %s",
                    name, mm_shape_str(s1, sizeof s1, self->ndim, self->shape),
                    mm_shape_str(s2, sizeof s2, nd, shape));
-  if (!can_cast(r, self->dtype))
+  if (!mm_can_cast(r, self->dtype))
     return mm_fail(ctx, "moonml.%s: result type %s cannot be stored in place in %s %s tensor", name,
-                   mm_dtype_name(r), article(self->dtype), mm_dtype_name(self->dtype));
+                   mm_dtype_name(r), mm_dtype_article(self->dtype), mm_dtype_name(self->dtype));
   if (internal_overlap(self))
     return mm_fail(ctx,
                    "moonml.%s: cannot write in place into an expanded tensor (several elements "
@@ -674,7 +638,7 @@ static int clamp_exec(mm_ctx *ctx, const mm_tensor *a, mm_bound lo, mm_bound hi,
     }
   for (int k = 0; k < 2; k++)
     if (bs[k]->set && !bs[k]->t)
-      c = scalar_promote(c, bs[k]->s);
+      c = mm_scalar_promote(c, bs[k]->s);
   const mm_tensor *in[3] = {a, lo.set ? lo.t : NULL, hi.set ? hi.t : NULL};
   if (self) {
     if (check_inplace(ctx, name, self, c, nd, shape) != 0)
