@@ -912,4 +912,61 @@ describe("inputs found by fuzzing", function()
     write("")
     assert.are.equal(0, rec.load(path):size())
   end)
+
+  -- PNG files built byte by byte: chunk(type, data[, claimed length])
+  local function crc32(s)
+    local crc = 0xFFFFFFFF
+    for i = 1, #s do
+      crc = crc ~ s:byte(i)
+      for _ = 1, 8 do
+        crc = (crc & 1 == 1) and ((crc >> 1) ~ 0xEDB88320) or (crc >> 1)
+      end
+    end
+    return crc ~ 0xFFFFFFFF
+  end
+  local function chunk(kind, data, len)
+    return string.pack(">I4", len or #data) .. kind .. data .. string.pack(">I4", crc32(kind .. data))
+  end
+  local function png_head(w, hgt, depth, ctype)
+    return "\137PNG\r\n\26\n" .. chunk("IHDR", string.pack(">I4I4BBBBB", w, hgt, depth, ctype, 0, 0, 0))
+  end
+
+  it("PNG: a few bytes claiming a huge image are refused before any allocation", function()
+    -- a 58-byte file claiming 30000 x 30000 RGBA: the loader allocated 14 GB of float32
+    -- (and libpng its row buffers) before reading found the pixels missing
+    write(png_head(30000, 30000, 8, 6) .. chunk("IDAT", "x") .. chunk("IEND", ""))
+    local before = ml.memory_stats().live_bytes
+    h.assert_error("moonml.image.load:", "cannot fit in 58 bytes", ml.image.load, path)
+    assert.are.equal(before, ml.memory_stats().live_bytes)
+  end)
+
+  it("PNG: a chunk claiming 2 GB is not allocated #nosan", function()
+    -- fuzz_png's find: after an iCCP chunk, an iTXt chunk whose length field says 2 GB made
+    -- libpng malloc 2 GB for a 70-byte file (untouched pages, so it shows in the peak
+    -- virtual size, VmPeak, of a fresh process rather than in its resident size)
+    write(png_head(3, 2, 8, 3) .. chunk("iCCP", "\0\0\0\255\0\0\0\255\0\0\0\255")
+      .. string.pack(">I4", 0x7bffffff) .. "iTXt\174B`\130")
+    local script = [[
+      local function peak()
+        return tonumber(io.open("/proc/self/status"):read("a"):match("VmPeak:%s*(%d+)"))
+      end
+      local ml = require("moonml")
+      local before = peak()
+      local ok, err = pcall(ml.image.load, arg[1])
+      print((peak() - before) // 1024, err)
+    ]]
+    local file = os.tmpname()
+    local f = assert(io.open(file, "w"))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen(string.format("LUA_PATH=%q LUA_CPATH=%q lua5.4 %q %q 2>&1",
+      package.path, package.cpath, file, path)))
+    local out = p:read("a")
+    p:close()
+    os.remove(file)
+    local grew_mb, err = out:match("^(%d+)%s+(.*)")
+    assert.is_truthy(grew_mb, out)
+    assert.is_truthy(err:find("^moonml.image.load:.*Read Error"), out)
+    assert(tonumber(grew_mb) < 64, "the load raised the peak virtual size by " .. grew_mb .. " MB")
+  end)
 end)

@@ -63,17 +63,32 @@ static void job_free(png_job *job, bool reading) {
 
 /* ---------------------------------------------------------------- load */
 
+/* Chunk types skipped on load (5 bytes each: name and NUL, as libpng wants them). */
+static const png_byte ignored_chunks[] = "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0"
+                                         "pCAL\0pHYs\0sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt";
+
 /* Runs under the caller's setjmp: any libpng error jumps back there. */
 static int load_body(mm_ctx *ctx, png_job *job, const char *path) {
   png_structp png = job->png;
   png_infop info = job->info;
+  struct stat st;
+  uint64_t file_size =
+      fstat(fileno(job->fp), &st) == 0 && st.st_size > 0 ? (uint64_t)st.st_size : 0;
   png_init_io(png, job->fp);
   png_set_sig_bytes(png, 8);
+  /* A chunk cannot hold more than the file: without this cap libpng allocates whatever a
+   * chunk's length field claims (2 GB for a 70-byte file) before finding the data missing. */
+  png_set_chunk_malloc_max(png, file_size > 8 ? (png_alloc_size_t)file_size : 8);
+  /* Ancillary chunks the loader has no use for (text, ICC profiles, colour and gamma
+   * information) are skipped unread, so none of them is inflated or stored. */
+  png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, ignored_chunks,
+                              (int)(sizeof ignored_chunks / 5));
   png_read_info(png, info);
 
   png_uint_32 w, h;
   int depth, ctype, interlace;
   png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
+  int file_channels = png_get_channels(png, info); /* before the transforms below */
   /* palette -> RGB, gray 1/2/4 bits -> 8 bits, tRNS -> an alpha channel; 16 bits stay */
   if (ctype == PNG_COLOR_TYPE_PALETTE)
     png_set_palette_to_rgb(png);
@@ -97,6 +112,16 @@ static int load_body(mm_ctx *ctx, png_job *job, const char *path) {
   int64_t shape[3] = {channels, (int64_t)h, (int64_t)w};
   if ((int64_t)channels * (int64_t)h * (int64_t)w > MM_MAX_BYTES / 4) {
     mm_fail(ctx, "moonml.image.load: %s: image of %u x %u pixels is too large", path, w, h);
+    return -1;
+  }
+  /* The pixels are deflated into the file, and deflate shrinks at most 1032:1: an image
+   * whose packed samples cannot fit is refused before its buffers are allocated. */
+  double packed = (double)w * h * file_channels * depth / 8;
+  if (packed > 1032.0 * (double)file_size) {
+    mm_fail(ctx,
+            "moonml.image.load: %s: corrupt or truncated PNG file (a %u x %u image cannot fit "
+            "in %llu bytes)",
+            path, w, h, (unsigned long long)file_size);
     return -1;
   }
   job->out = mm_empty(ctx, MM_FLOAT32, 3, shape);
