@@ -158,15 +158,25 @@ FUZZ_BUILD   := build/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
 FUZZ_ALL     := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ         ?= $(FUZZ_ALL)
-fuzz-build:
+# Harnesses that include fuzz_lua.h run a Lua state with the binding linked in statically
+# (libmoonml_lua.a) and Lua 5.4 itself from liblua5.4-dev.
+FUZZ_LUA_LIB := $(FUZZ_BUILD)/libmoonml_lua.a
+fuzz-build: all
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
-	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/libmoonml.a
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/libmoonml.a \
+	  $(LUA_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
+	rm -f $(FUZZ_LUA_LIB) && ar rcs $(FUZZ_LUA_LIB) $(LUA_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
 	@for f in $(FUZZ); do \
 	  echo "$(FUZZ_CC) fuzz/fuzz_$$f.c -> $(FUZZ_BUILD)/fuzz_$$f"; \
-	  $(FUZZ_CC) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Isrc fuzz/fuzz_$$f.c \
-	    $(FUZZ_BUILD)/libmoonml.a $(DEP_LIBS) -o $(FUZZ_BUILD)/fuzz_$$f || exit 1; \
+	  lua=""; grep -q '"fuzz_lua.h"' fuzz/fuzz_$$f.c && \
+	    lua="$(FUZZ_LUA_LIB) $$(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)"; \
+	  $(FUZZ_CC) -O1 -g -fsanitize=fuzzer $(FUZZ_SAN) $(WARN) -Isrc $(LUA_CFLAGS) \
+	    -DMOONML_SOURCE_DIR='"$(CURDIR)"' fuzz/fuzz_$$f.c $$lua $(FUZZ_BUILD)/libmoonml.a \
+	    $(DEP_LIBS) -ldl -o $(FUZZ_BUILD)/fuzz_$$f || exit 1; \
 	done
 	python3 fuzz/make_corpus.py $(FUZZ_BUILD)/seeds
+	rm -rf $(FUZZ_BUILD)/seeds/rec_model && mkdir -p $(FUZZ_BUILD)/seeds/rec_model
+	$(RUN_ENV) $(LUA) fuzz/rec_model_target.lua $(FUZZ_BUILD)/seeds/rec_model
 fuzz: fuzz-build
 	@for f in $(FUZZ); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$f $(FUZZ_BUILD)/crashes/$$f; \
@@ -223,7 +233,7 @@ bench-lstm: all
 bench-nn: all
 	OPENBLAS_NUM_THREADS=1 $(RUN_ENV) $(LUA) bench/nn.lua
 
-LUA_DIRS := $(wildcard lua spec examples bench tools)
+LUA_DIRS := $(wildcard lua spec examples bench tools fuzz)
 lint:
 	luacheck --no-color $(LUA_DIRS)
 	luarocks --lua-version=5.4 lint rockspec/moonml-scm-1.rockspec

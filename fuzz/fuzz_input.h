@@ -19,7 +19,7 @@ typedef struct {
 } fuzz_file;
 
 /* Writes data[0..size) to a fresh memfd; aborts if the system refuses (not a finding). */
-static void fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size) {
+static inline void fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size) {
   f->fd = memfd_create("moonml-fuzz", 0);
   if (f->fd < 0) {
     perror("memfd_create");
@@ -37,10 +37,10 @@ static void fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size) {
   snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
 }
 
-static void fuzz_file_close(fuzz_file *f) { close(f->fd); }
+static inline void fuzz_file_close(fuzz_file *f) { close(f->fd); }
 
 /* A failed load must say which function failed, as every moonml error does. */
-static void fuzz_check_error(const char *msg, const char *prefix) {
+static inline void fuzz_check_error(const char *msg, const char *prefix) {
   if (strncmp(msg, prefix, strlen(prefix)) != 0) {
     fprintf(stderr, "error message '%s' does not start with '%s'\n", msg, prefix);
     abort();

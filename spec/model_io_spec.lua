@@ -245,7 +245,41 @@ describe("saved recommenders", function()
       local doc = ml.json.decode(meta.model)
       doc.state.user_based = "yes"
       meta.model = ml.json.encode(doc)
-    end, "user_based must be a boolean")
+    end, "the value 'user_based' must be a boolean, the file has yes")
+    -- found by fuzz_rec_model: the plain values of the state were taken unchecked, so a
+    -- loaded model failed in predict (a string sigma), or allocated what the file's
+    -- parameters said before checking the weights (NeuMF layers)
+    local function edit(fn)
+      return function(_, meta)
+        local doc = ml.json.decode(meta.model)
+        fn(doc)
+        meta.model = ml.json.encode(doc)
+      end
+    end
+    tampered(rec.NormalPredictor(), edit(function(doc) doc.state.sigma = "a" end),
+      "the value 'sigma' must be a finite number >= 0, the file has a")
+    tampered(rec.NormalPredictor(), edit(function(doc) doc.state.sigma = -5 end),
+      "the value 'sigma' must be a finite number >= 0, the file has -5")
+    tampered(svd(), edit(function(doc) doc.state.k = -1 end), "the value 'k' must be an integer >= 0")
+    tampered(svd(), edit(function(doc) doc.params.n_factors = 3 end),
+      "the factors have 2 columns but n_factors is 3")
+    tampered(rec.KNNBasic({ sim_options = { user_based = false } }),
+      edit(function(doc) doc.params.sim_options.user_based = true end),
+      "the similarities are item-based but sim_options.user_based is true")
+    local neumf = rec.NeuMF({ factors = 2, layers = { 4, 2 }, epochs = 1, random_state = 1 })
+    local before = ml.memory_stats().live_bytes
+    tampered(neumf, edit(function(doc) doc.params.layers = { 2 ^ 40, 2 } end),
+      "weights hold 87 values, the network needs 12094627905579")
+    assert(ml.memory_stats().live_bytes - before < 2 ^ 20, "the load allocated the network")
+    -- a baseline is always biased without factors, whatever its file says
+    local b = rec.BaselineOnly():fit(data)
+    b:save(path)
+    local t, meta = ml.load(path)
+    edit(function(doc) doc.state = { biased = false, k = 5 } end)(t, meta)
+    ml.save(t, path, { metadata = meta })
+    local back = rec.load_model(path)
+    local u, i = b.ids.users[1], b.ids.items[2]
+    assert.are.equal(b:predict(u, i), back:predict(u, i))
   end)
 
   it("are written atomically: a failed save leaves the previous file", function()

@@ -668,7 +668,8 @@ end
 --     arrays  = {cltr_u = "int64[users]", avg_co = "float64[n_cltr_u*n_cltr_i]"}
 --               (Lua arrays of numbers, kept as tensors)
 --     rows    = {sims = "x"}  (sparse rows from the C kernels, n x n, kept as CSR tensors)
---     values  = {"k", "user_based"}  (numbers, booleans, strings)
+--     values  = {k = "count", user_based = "boolean"}  (plain values by kind: "boolean",
+--               "count" (an integer >= 0) or "scale" (a finite number >= 0))
 --     restore = function(self, train, bad) ... end  (what follows from the train set, e.g.
 --               self.trainset_store = train.store; bad(fmt, ...) raises the load error)
 --
@@ -676,6 +677,9 @@ end
 -- numbers, fields of the model (k), products (a*b). A trailing "?" marks a field _fit may
 -- leave nil. Loading checks every dtype and shape before the model is used, so a file
 -- that does not fit gives an error, not a wrong answer.
+local VALUE_KINDS = { boolean = "a boolean", count = "an integer >= 0",
+  scale = "a finite number >= 0" }
+
 function base.persist(cls, spec)
   local tensors, arrays, rows = spec.tensors or {}, spec.arrays or {}, spec.rows or {}
   local values = spec.values or {}
@@ -697,15 +701,23 @@ function base.persist(cls, spec)
         out[name .. ".ptr"], out[name .. ".idx"], out[name .. ".val"] = self[name]:tensors()
       end
     end
-    for _, name in ipairs(values) do
+    for _, name in ipairs(sorted_keys(values)) do
       vals[name] = self[name]
     end
     return out, vals
   end
 
   function cls:_from_state(saved, vals, train, bad)
-    for _, name in ipairs(values) do
-      self[name] = vals[name]
+    for _, name in ipairs(sorted_keys(values)) do
+      local v, kind = vals[name], values[name]
+      local fits = (kind == "boolean" and type(v) == "boolean")
+        or (kind == "count" and math.type(v) == "integer" and v >= 0)
+        or (kind == "scale" and type(v) == "number" and v >= 0 and v < math.huge)
+      assert(VALUE_KINDS[kind], "base.persist: bad value kind " .. tostring(kind))
+      if not fits then
+        bad("the value '%s' must be %s, the file has %s", name, VALUE_KINDS[kind], tostring(v))
+      end
+      self[name] = v
     end
     local function check(name, t, spec_text)
       local dtype, dims, optional = parse_spec(spec_text)

@@ -63,8 +63,11 @@ BaselineOnly._estimate_many = base.mf_estimate_many
 BaselineOnly._scores = base.mf_scores
 base.persist(BaselineOnly, {
   tensors = { bu = "float64[users]", bi = "float64[items]" },
-  values = { "biased", "k" },
-  restore = function(self, train) self.trainset_store = train.store end,
+  -- the C predictor reads biased and k: a baseline is always biased, with no factors
+  restore = function(self, train)
+    self.biased, self.k = true, 0
+    self.trainset_store = train.store
+  end,
 })
 baseline.BaselineOnly = BaselineOnly
 

@@ -670,7 +670,7 @@ base.persist(ALS, {
 
 base.persist(BPR, {
   tensors = { user_factors = "float32[users,columns]", item_factors = "float32[items,columns]" },
-  values = { "columns" },
+  values = { columns = "count" },
   restore = function(self, train)
     rebuild(self, train)
     self._a, self._b = self.user_factors, self.item_factors

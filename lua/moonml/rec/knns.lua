@@ -210,11 +210,12 @@ local function make(name, kind)
   base.persist(cls, {
     tensors = { bu = "float64[users]?", bi = "float64[items]?", means = "float64[x]?",
       sigmas = "float64[x]?" },
-    values = { "user_based" },
+    values = { user_based = "boolean" },
     rows = { sims = "x" },
     restore = function(self, train, bad)
-      if type(self.user_based) ~= "boolean" then
-        bad("user_based must be a boolean")
+      if self.user_based ~= self.sim.user_based then
+        bad("the similarities are %s-based but sim_options.user_based is %s",
+          self.user_based and "user" or "item", tostring(self.sim.user_based))
       end
       self.store = train.store
       if self.user_based then

@@ -79,6 +79,15 @@ local SVD = base.class("SVD", {
   },
 })
 
+-- After loading: the factor tensors' width (k, checked against them) must be the
+-- n_factors the model's parameters say.
+local function restore_factors(self, train, bad)
+  if self.k ~= self.n_factors then
+    bad("the factors have %d columns but n_factors is %d", self.k, self.n_factors)
+  end
+  self.trainset_store = train.store
+end
+
 function SVD:_init()
   lr_reg(self, { "bu", "bi", "pu", "qi" })
   self.impossible_reason = "User and item are unknown."
@@ -103,8 +112,8 @@ SVD._similar = base.mf_similar
 base.persist(SVD, {
   tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
     qi = "float32[items,k]" },
-  values = { "k" },
-  restore = function(self, train) self.trainset_store = train.store end,
+  values = { k = "count" },
+  restore = restore_factors,
 })
 
 -- Fold-in (recommend_new): n_epochs of the SGD updates of the new user's b_u and p_u over
@@ -165,8 +174,8 @@ SVDpp._similar = base.mf_similar
 base.persist(SVDpp, {
   tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
     qi = "float32[items,k]", yj = "float32[items,k]", imp = "float32[users,k]" },
-  values = { "k" },
-  restore = function(self, train) self.trainset_store = train.store end,
+  values = { k = "count" },
+  restore = restore_factors,
 })
 SVDpp._fold_in = mf.fold_in
 mf.SVDpp = SVDpp
@@ -216,8 +225,8 @@ NMF._similar = base.mf_similar
 base.persist(NMF, {
   tensors = { bu = "float64[users]", bi = "float64[items]", pu = "float32[users,k]",
     qi = "float32[items,k]" },
-  values = { "k" },
-  restore = function(self, train) self.trainset_store = train.store end,
+  values = { k = "count" },
+  restore = restore_factors,
 })
 mf.NMF = NMF
 

@@ -72,6 +72,16 @@ function Net.new(n_users, n_items, factors, layers)
   return self
 end
 
+--- The number of weights of Net(n_users, n_items, factors, layers), without building it
+-- (a float: exact while it is below 2^53, and no integer wrap-around for huge layers).
+function Net.count(n_users, n_items, factors, layers)
+  local n = (0.0 + n_users + n_items) * (factors + layers[1] // 2)
+  for k = 1, #layers - 1 do
+    n = n + (0.0 + layers[k]) * layers[k + 1] + layers[k + 1]
+  end
+  return n + factors + layers[#layers] + 1
+end
+
 --- Logits for 1-D int64 tensors of 1-based user and item ids (same length).
 function Net:forward(users, items)
   local g = self.gmf_user(users) * self.gmf_item(items)
@@ -235,11 +245,17 @@ end
 -- m:save keeps the flat weights; loading rebuilds the network around them.
 base.persist(NeuMF, {
   tensors = { weights = "float32[n_params]" },
-  values = { "n_params" },
+  values = { n_params = "count" },
   restore = function(self, train, bad)
     self.trainset_store = train.store
     local index = C.neumf_index(train.store, self.random_state)
     local n_users, n_items = index:counts()
+    -- checked before the network is built: a file's layers may not make it allocate more
+    -- than the weights it holds
+    local need = Net.count(n_users, n_items, self.factors, self.layers)
+    if need ~= self.n_params then
+      bad("weights hold %d values, the network needs %.0f", self.n_params, need)
+    end
     local net = Net(n_users, n_items, self.factors, self.layers)
     local at = 1
     ml.no_grad(function()

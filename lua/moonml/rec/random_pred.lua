@@ -26,6 +26,6 @@ function NormalPredictor:_estimate_many(us)
   return est, imp
 end
 
-base.persist(NormalPredictor, { values = { "sigma" } })
+base.persist(NormalPredictor, { values = { sigma = "scale" } })
 
 return NormalPredictor
