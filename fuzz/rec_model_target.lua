@@ -2,12 +2,12 @@
 -- the input has damaged, then predictions from whatever loaded. Also writes that harness's
 -- seeds (make fuzz-build runs `lua5.4 fuzz/rec_model_target.lua OUTDIR`).
 --
--- Byte 1 of the input picks the mode (mod 3), byte 2 the class (mod #CLASSES):
+-- The input's first byte picks the mode (mod 3), the second the class (mod #CLASSES):
 --   0  the rest is the whole file (a byte-level mutation of a real saved model);
 --   1  the rest replaces the JSON document in the metadata of that class's saved model
 --      (parameters, raw ids, scale, mean, the model's values), its tensors kept;
---   2  byte 3 picks one of that model's tensors and the rest replaces its bytes (its shape
---      kept when the length fits, else 1-D), the rest of the file kept.
+--   2  the third byte picks one of that model's tensors and the rest replaces its bytes
+--      (its shape kept when the length fits, else 1-D), the rest of the file kept.
 -- The property: a load either fails with an error starting "moonml.", or gives a model
 -- whose predict, predict_batch, recommend, similar_items and test run without any error.
 local ml = require("moonml")

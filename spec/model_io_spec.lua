@@ -271,6 +271,19 @@ describe("saved recommenders", function()
     tampered(neumf, edit(function(doc) doc.params.layers = { 2 ^ 40, 2 } end),
       "weights hold 87 values, the network needs 12094627905579")
     assert(ml.memory_stats().live_bytes - before < 2 ^ 20, "the load allocated the network")
+    -- fuzz_rec_model's heap overflow: a similarity row holding one neighbour twice gave
+    -- recommend more candidates than its k-best heap had room for
+    tampered(rec.KNNBasic(), function(t)
+      local ptr, idx = t["model.sims.ptr"], t["model.sims.idx"]
+      for x = 1, ptr:numel() - 1 do
+        local a, b = ptr[x], ptr[x + 1]
+        if b - a >= 2 then
+          idx[a + 2] = idx[a + 1]
+          return
+        end
+      end
+      error("no similarity row with two entries to tamper with")
+    end, "twice")
     -- a baseline is always biased without factors, whatever its file says
     local b = rec.BaselineOnly():fit(data)
     b:save(path)

@@ -476,7 +476,8 @@ static int r_tensors(lua_State *L) {
 
 /* rows_from_tensors(ptr, idx, val, n_cols) -> rows: the inverse of rows:tensors(), checking
  * everything (the tensors come from a file): ptr starts at 0, never decreases and ends at the
- * length of idx and val; every idx is in 1..n_cols. */
+ * length of idx and val; every idx is in 1..n_cols, and no row holds an index twice (the
+ * k-NN kernels size their candidate heaps on that). */
 static int l_rows_from_tensors(lua_State *L) {
   mm_tensor *tp = mml_test_tensor(L, 1), *ti = mml_test_tensor(L, 2), *tv = mml_test_tensor(L, 3);
   int64_t n_cols = luaL_checkinteger(L, 4);
@@ -497,6 +498,17 @@ static int l_rows_from_tensors(lua_State *L) {
     if (idx[k] < 1 || idx[k] > n_cols)
       mml_error(L, "moonml.rec: sparse rows: index %d out of range 1..%d", (int)idx[k],
                 (int)n_cols);
+  /* last_row[j]: 1 + the last row that held index j (a userdata: an error frees it) */
+  int32_t *last_row = lua_newuserdatauv(L, sizeof(int32_t) * (size_t)(n_cols > 0 ? n_cols : 1), 0);
+  memset(last_row, 0, sizeof(int32_t) * (size_t)n_cols);
+  for (int64_t x = 0; x < n; x++)
+    for (int64_t k = ptr[x]; k < ptr[x + 1]; k++) {
+      if (last_row[idx[k] - 1] == (int32_t)(x + 1))
+        mml_error(L, "moonml.rec: sparse rows: row %d holds index %d twice", (int)(x + 1),
+                  (int)idx[k]);
+      last_row[idx[k] - 1] = (int32_t)(x + 1);
+    }
+  lua_pop(L, 1);
   rows_box *b = new_rows(L);
   mm_rec_rows *r = &b->r;
   size_t m = n > 0 ? (size_t)n : 1;
