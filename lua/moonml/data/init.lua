@@ -91,18 +91,14 @@ local function seeded_random(seed)
 end
 
 local function permutation(n, seed)
+  if seed == nil then -- from ml's generator, in C: reproducible under ml.manual_seed
+    return ml.randperm(n):totable()
+  end
   local order = {}
   for i = 1, n do
     order[i] = i
   end
-  local draw
-  if seed ~= nil then
-    draw = seeded_random(seed)
-  else
-    draw = function(k) -- from ml's generator: reproducible under ml.manual_seed
-      return ml.randint(1, k, { 1 })[1]
-    end
-  end
+  local draw = seeded_random(seed)
   for i = n, 2, -1 do
     local j = draw(i)
     order[i], order[j] = order[j], order[i]
