@@ -8,9 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mm_ctx *ctx;
-  if (!ctx && !(ctx = mm_ctx_new()))
-    abort();
+  mm_ctx *ctx = fuzz_ctx();
   if (size < 1)
     return 0;
   static const mm_dtype dtypes[] = {MM_FLOAT32, MM_FLOAT64, MM_INT64, MM_BOOL};

@@ -13,6 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "moonml.h"
+
 typedef struct {
   int fd;
   char path[48];
@@ -38,6 +40,14 @@ static inline void fuzz_file_open(fuzz_file *f, const uint8_t *data, size_t size
 }
 
 static inline void fuzz_file_close(fuzz_file *f) { close(f->fd); }
+
+/* The context every call of a harness uses (made once; a failure is not a finding). */
+static inline mm_ctx *fuzz_ctx(void) {
+  static mm_ctx *ctx;
+  if (!ctx && !(ctx = mm_ctx_new()))
+    abort();
+  return ctx;
+}
 
 /* A failed load must say which function failed, as every moonml error does. */
 static inline void fuzz_check_error(const char *msg, const char *prefix) {

@@ -9,9 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mm_ctx *ctx;
-  if (!ctx && !(ctx = mm_ctx_new()))
-    abort();
+  mm_ctx *ctx = fuzz_ctx();
   fuzz_file file;
   fuzz_file_open(&file, data, size);
   mm_tensor *t = mm_png_load(ctx, file.path);

@@ -37,9 +37,7 @@ static void check(bool ok, const char *what) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mm_ctx *ctx;
-  if (!ctx && !(ctx = mm_ctx_new()))
-    abort();
+  mm_ctx *ctx = fuzz_ctx();
   if (size < 1)
     return 0;
   const format *fm = &formats[data[0] & 7];

@@ -64,9 +64,7 @@ static void round_trip(mm_ctx *ctx, mm_st_file *f) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static mm_ctx *ctx;
-  if (!ctx && !(ctx = mm_ctx_new()))
-    abort();
+  mm_ctx *ctx = fuzz_ctx();
   fuzz_file file;
   fuzz_file_open(&file, data, size);
   mm_st_file *f = mm_st_load(ctx, file.path);
