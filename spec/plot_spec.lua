@@ -177,7 +177,8 @@ describe("ml.plot.figure", function()
     assert.are.equal(0, not_white(a:narrow(2, below, 480 - below + 1)))
   end)
 
-  it("renders 640 x 480 with three series of 1000 points well under a second", function()
+  -- (how fast is a figure of make bench, not a test: timed tests fail under valgrind)
+  it("renders 640 x 480 with three series of 1000 points", function()
     local fig = ml.plot.figure({ title = "speed", xlabel = "x", ylabel = "y" })
     for s = 1, 3 do
       local xs, ys = {}, {}
@@ -187,11 +188,10 @@ describe("ml.plot.figure", function()
       fig:line(xs, ys, { label = "s" .. s })
     end
     fig:scatter({ 1, 500, 1000 }, { 0, 0.5, -0.5 }, { label = "dots" })
-    local clock = ml._term.clock
-    local t0 = clock()
-    fig:render()
-    local dt = clock() - t0
-    assert.is_true(dt < 0.5, "render took " .. dt .. " s")
+    local img = fig:render()
+    assert.are.same({ 3, 480, 640 }, img:shape())
+    -- the series are drawn: the image is not blank white
+    assert.is_true(img:min():item() < 0.5)
   end)
 
   it("refuses bad input", function()

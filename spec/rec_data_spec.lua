@@ -290,20 +290,17 @@ describe("splits", function()
 end)
 
 describe("ML-100k files", function()
-  it("loads u.data quickly with the published counts", function()
+  -- (its load time is a figure of make bench-rec, not a test: timed tests fail under valgrind)
+  it("loads u.data with the published counts", function()
     local path, why = h.shared_data("ml-100k/u.data")
     if not path then
       pending(why)
       return
     end
-    local clock = ml._rec.clock
-    local t = clock()
     local d = rec.load(path, { format = "movielens-100k" })
-    local dt = clock() - t
     assert.equal(100000, #d)
     assert.equal(943, d:n_users())
     assert.equal(1682, d:n_items())
-    assert.is_true(dt < 0.2, "load took " .. dt .. " s")
   end)
 
   it("predefined_folds shares one id space between u1.base and u1.test", function()
