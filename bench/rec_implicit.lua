@@ -26,7 +26,7 @@ package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local ml = require("moonml")
 local rec = ml.rec
-local clock = rec.base.C.clock
+local clock = ml.clock
 
 local function loadavg()
   local f = io.open("/proc/loadavg", "r")

@@ -82,7 +82,7 @@ function progress.bar(opts)
   if (type(stream) ~= "table" and type(stream) ~= "userdata") or stream.write == nil then
     fail("bar", "stream must be a file handle or have a write method, got " .. type(stream))
   end
-  local clock = opts.clock or term.clock
+  local clock = opts.clock or core.clock
   if type(clock) ~= "function" then
     fail("bar", "clock must be a function, got " .. type(clock))
   end

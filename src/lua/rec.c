@@ -5,7 +5,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #define STORE_MT "moonml.rec.Store"
 #define CSR_MT "moonml.rec.CSR"
@@ -607,14 +606,6 @@ static int l_init(lua_State *L) {
   return 0;
 }
 
-/* clock() -> wall-clock seconds (for fit/test timings) */
-static int l_clock(lua_State *L) {
-  struct timespec ts;
-  timespec_get(&ts, TIME_UTC);
-  lua_pushnumber(L, (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
-  return 1;
-}
-
 /* fit(kind, store, model): runs the SGD / multiplicative solver on the model's tensors. */
 static int l_fit(lua_State *L) {
   const char *kind = luaL_checkstring(L, 1);
@@ -756,13 +747,19 @@ static const luaL_Reg store_methods[] = {{"size", s_size},
                                          {"row", s_row},
                                          {NULL, NULL}};
 
-static const luaL_Reg rec_funcs[] = {{"parse", l_parse},       {"from_columns", l_from_columns},
-                                     {"remap", l_remap},       {"select", l_select},
-                                     {"take", l_take},         {"permutation", l_permutation},
-                                     {"baseline", l_baseline}, {"init", l_init},
-                                     {"fit", l_fit},           {"predict", l_predict},
-                                     {"scores", l_scores},     {"mf_fold_in", l_mf_fold_in},
-                                     {"clock", l_clock},       {NULL, NULL}};
+static const luaL_Reg rec_funcs[] = {{"parse", l_parse},
+                                     {"from_columns", l_from_columns},
+                                     {"remap", l_remap},
+                                     {"select", l_select},
+                                     {"take", l_take},
+                                     {"permutation", l_permutation},
+                                     {"baseline", l_baseline},
+                                     {"init", l_init},
+                                     {"fit", l_fit},
+                                     {"predict", l_predict},
+                                     {"scores", l_scores},
+                                     {"mf_fold_in", l_mf_fold_in},
+                                     {NULL, NULL}};
 
 void mml_open_rec(lua_State *L, const mml_open_state *st) {
   luaL_newmetatable(L, CSR_MT);

@@ -1,11 +1,8 @@
-/* Terminal helpers for ml.progress, in core._term: is a Lua file handle a terminal, and a
- * monotonic clock in seconds (os.clock counts CPU time, which threads inflate; os.time has
- * whole seconds). */
-#define _POSIX_C_SOURCE 200809L /* fileno, clock_gettime */
+/* Terminal helper for ml.progress, in core._term: is a Lua file handle a terminal. */
+#define _POSIX_C_SOURCE 200809L /* fileno */
 #include "binding.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 /* isatty(fh) -> boolean; false for a closed handle or anything that is not a file */
@@ -15,16 +12,8 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-static int l_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
-  return 1;
-}
-
 static const luaL_Reg functions[] = {
     {"isatty", l_isatty},
-    {"clock", l_clock},
     {NULL, NULL},
 };
 

@@ -49,7 +49,7 @@ function validation.cross_validate(algo, set, opts)
   for _, m in ipairs(measures) do
     res[m] = {}
   end
-  local clock = core._rec.clock
+  local clock = core.clock
   for f, fold in ipairs(folds) do
     local train, test = fold.train or fold[1], fold.test or fold[2]
     local model = new_model(algo)
