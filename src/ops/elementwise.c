@@ -16,6 +16,7 @@
  * temporary copy); broadcast operands are header copies on the stack, never allocated. */
 #include "../autograd/autograd.h"
 #include "../core/internal.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -216,8 +217,8 @@ UNARY_KERNEL(k_abs_f32, float, float, fabsf(x))
 UNARY_KERNEL(k_exp_f32, float, float, expf(x))
 UNARY_KERNEL(k_log_f32, float, float, logf(x))
 UNARY_KERNEL(k_sqrt_f32, float, float, sqrtf(x))
-UNARY_KERNEL(k_tanh_f32, float, float, tanhf(x))
-UNARY_KERNEL(k_sigmoid_f32, float, float, 1.0f / (1.0f + expf(-x)))
+UNARY_KERNEL(k_tanh_f32, float, float, tanh_f32(x)) /* vmath.h: vectorised, unlike tanhf */
+UNARY_KERNEL(k_sigmoid_f32, float, float, sigm_f32(x))
 UNARY_KERNEL(k_relu_f32, float, float, x < 0.0f ? 0.0f : x)
 
 UNARY_KERNEL(k_neg_f64, double, double, -x)

@@ -10,6 +10,8 @@
  *    for every layer and direction in C (rnn_kernels.h). */
 #include "rnn.h"
 
+#include "vmath.h"
+
 #include "../autograd/autograd.h"
 #include "../core/internal.h"
 
@@ -21,64 +23,7 @@
 
 /* ------------------------------------------------------------------ element helpers */
 
-static inline uint32_t f32_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  return u;
-}
-
-static inline float bits_f32(uint32_t u) {
-  float x;
-  memcpy(&x, &u, sizeof x);
-  return x;
-}
-
-/* c ? a : b by bit masks: GCC if-converts (and so vectorises) a select of computed floats
- * only when it may ignore floating-point traps; this it vectorises as it is. */
-static inline float sel_f32(int c, float a, float b) {
-  uint32_t m = c ? 0xFFFFFFFFu : 0u;
-  return bits_f32((f32_bits(a) & m) | (f32_bits(b) & ~m));
-}
-
 static inline double sel_f64(int c, double a, double b) { return c ? a : b; }
-
-/* exp for float with Cephes' polynomial (relative error below 1e-7 on [-87, 88]), written
- * so that the compiler vectorises the loops that call it: the power of two is built from
- * the bits of the rounded exponent, without a float-to-int conversion (NaN stays NaN). */
-static inline float exp_f32(float x) {
-  x = sel_f32(x < -87.0f, -87.0f, x);
-  x = sel_f32(x > 88.0f, 88.0f, x);
-  float k = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
-  float n = k - 12582912.0f;
-  uint32_t ni = f32_bits(k) - 0x4B400000u;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  return p * bits_f32((ni + 127u) << 23);
-}
-
-static inline float sigm_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
-
-/* tanh for float within 1.5e-7 relative: an odd polynomial (Cephes) below 0.625, else
- * 1 - 2 / (exp(2|x|) + 1); the sign is put back by its bit. */
-static inline float tanh_f32(float x) {
-  uint32_t sign = f32_bits(x) & 0x80000000u;
-  float ax = bits_f32(f32_bits(x) & 0x7FFFFFFFu), x2 = x * x;
-  float p = -5.70498872745e-3f;
-  p = p * x2 + 2.06390887954e-2f;
-  p = p * x2 + -5.37397155531e-2f;
-  p = p * x2 + 1.33314422036e-1f;
-  p = p * x2 + -3.33332819422e-1f;
-  float small = ax + ax * x2 * p;
-  float big = 1.0f - 2.0f / (exp_f32(2.0f * ax) + 1.0f);
-  return bits_f32(f32_bits(sel_f32(ax < 0.625f, small, big)) | sign);
-}
 
 /* float64 is for gradient checks: the libm functions, correctly rounded or nearly */
 static inline double sigm_f64(double x) { return 1.0 / (1.0 + exp(-x)); }
