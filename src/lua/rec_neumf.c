@@ -32,24 +32,60 @@ static index_box *check_index(lua_State *L, int idx) {
   return b;
 }
 
-/* neumf_index(store, seed|nil): the distinct pairs of the store by user and a generator
- * seeded with seed, or, without one, with a draw of the state's generator (so that
- * ml.manual_seed makes the fit reproducible). */
-static int l_neumf_index(lua_State *L) {
-  mm_rec_ratings *r = mml_rec_check_store(L, 1);
-  bool seeded = !lua_isnoneornil(L, 2);
-  uint64_t seed = seeded ? (uint64_t)mml_check_integer(L, 2, "rec", "seed") : 0;
-  const mm_rec_csr *csr = mml_rec_store_csr(L, 1, false);
+/* A new index box of `bytes` bytes of pairs after the header (its pos not yet filled),
+ * on the stack, with a generator seeded with the integer at stack index seed_idx or,
+ * when that is nil, with a draw of the state's generator (so that ml.manual_seed makes
+ * the fit reproducible). Returns the box; *mem is the block for its pairs. */
+static index_box *new_index(lua_State *L, size_t bytes, int seed_idx, void **mem) {
+  bool seeded = !lua_isnoneornil(L, seed_idx);
+  uint64_t seed = seeded ? (uint64_t)mml_check_integer(L, seed_idx, "rec", "seed") : 0;
   size_t head = a8(sizeof(index_box));
-  index_box *b = lua_newuserdatauv(L, head + mm_rec_pos_bytes(csr, r->n_items), 0);
+  index_box *b = lua_newuserdatauv(L, head + bytes, 0);
   b->rng = NULL;
   luaL_setmetatable(L, INDEX_MT);
-  mm_rec_pos_fill(csr, r->n_items, (char *)b + head, &b->p);
   mm_ctx *rng = mm_ctx_new();
   if (!rng)
     mml_error(L, "moonml.rec: out of memory");
   mm_manual_seed(rng, seeded ? seed : mm_random_u64(mml_ctx(L)));
   b->rng = rng;
+  *mem = (char *)b + head;
+  return b;
+}
+
+/* neumf_index(store, seed|nil): the distinct pairs of the store by user and a generator
+ * seeded with seed (see new_index). */
+static int l_neumf_index(lua_State *L) {
+  mm_rec_ratings *r = mml_rec_check_store(L, 1);
+  const mm_rec_csr *csr = mml_rec_store_csr(L, 1, false);
+  void *mem;
+  index_box *b = new_index(L, mm_rec_pos_bytes(csr, r->n_items), 2, &mem);
+  mm_rec_pos_fill(csr, r->n_items, mem, &b->p);
+  return 1;
+}
+
+/* index:user(items, seed|nil): a one-user index for fold-in (its user is 1): the given
+ * items (a Lua array of 1-based ids, each a candidate of this index) as its pairs, over
+ * this index's items and candidates, with a generator of its own (see new_index). */
+static int i_user(lua_State *L) {
+  index_box *from = check_index(L, 1);
+  if (!lua_istable(L, 2))
+    mml_error(L, "moonml.rec: expected an array of items, got %s", mml_typename(L, 2));
+  int64_t n = (int64_t)luaL_len(L, 2);
+  if (n < 1 || n > from->p.n_items)
+    mml_error(L, "moonml.rec: expected 1..%d items, got %I", (int)from->p.n_items, (lua_Integer)n);
+  int32_t *ids = lua_newuserdatauv(L, (size_t)n * sizeof(int32_t), 0);
+  for (int64_t k = 0; k < n; k++) {
+    lua_geti(L, 2, k + 1);
+    int64_t i = mml_check_integer(L, -1, "rec", "item");
+    lua_pop(L, 1);
+    if (i < 1 || i > from->p.n_items)
+      mml_error(L, "moonml.rec: item %I out of range 1..%d", (lua_Integer)i, (int)from->p.n_items);
+    ids[k] = (int32_t)(i - 1);
+  }
+  void *mem;
+  index_box *b = new_index(L, mm_rec_pos_user_bytes(&from->p, n), 3, &mem);
+  if (mm_rec_pos_fill_user(&from->p, ids, n, mem, &b->p) != 0)
+    mml_error(L, "moonml.rec: every item of a fold-in must have training interactions");
   return 1;
 }
 
@@ -58,7 +94,7 @@ static int i_epoch(lua_State *L) {
   index_box *b = check_index(L, 1);
   int64_t neg = mml_check_integer(L, 2, "rec", "negatives");
   if (neg < 0 || neg > 1000000)
-    mml_error(L, "moonml.rec: negatives must be in 0..1000000, got %lld", (long long)neg);
+    mml_error(L, "moonml.rec: negatives must be in 0..1000000, got %I", (lua_Integer)neg);
   int64_t n = mm_rec_neg_rows(&b->p, (int32_t)neg);
   mm_ctx *ctx = mml_ctx(L);
   mm_tensor *u = mml_push_tensor(L, mm_empty(ctx, MM_INT64, 1, &n));
@@ -127,7 +163,7 @@ static int i_counts(lua_State *L) {
 
 static const luaL_Reg index_methods[] = {
     {"epoch", i_epoch},           {"fill", i_fill}, {"seen", i_seen}, {"counts", i_counts},
-    {"candidates", i_candidates}, {NULL, NULL}};
+    {"candidates", i_candidates}, {"user", i_user}, {NULL, NULL}};
 
 static const luaL_Reg funcs[] = {{"neumf_index", l_neumf_index}, {NULL, NULL}};
 

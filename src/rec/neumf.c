@@ -8,22 +8,15 @@
 
 static size_t a8(size_t n) { return (n + 7) & ~(size_t)7; }
 
-size_t mm_rec_pos_bytes(const mm_rec_csr *by_user, int32_t n_items) {
-  size_t nu = (size_t)by_user->n_rows, ni = (size_t)n_items;
-  size_t nnz = (size_t)by_user->ptr[by_user->n_rows];
+/* Bytes of a block for nu users, nnz pairs and ni items, laid out as pos_layout does. */
+static size_t pos_bytes(size_t nu, size_t nnz, size_t ni) {
   return a8((nu + 1) * sizeof(int64_t)) + a8(nnz * sizeof(int32_t)) + a8(ni * sizeof(int32_t)) +
          a8(ni) + a8(ni * sizeof(int32_t));
 }
 
-static int cmp_i32(const void *a, const void *b) {
-  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  return (x > y) - (x < y);
-}
-
-void mm_rec_pos_fill(const mm_rec_csr *by_user, int32_t n_items, void *mem, mm_rec_pos *p) {
-  int32_t nu = by_user->n_rows;
-  size_t nnz = (size_t)by_user->ptr[nu], ni = (size_t)n_items;
-  char *m = mem;
+/* Points p's arrays into mem (pos_bytes(nu, nnz, ni) long); mark all zero. */
+static void pos_layout(char *m, int32_t nu, size_t nnz, int32_t n_items, mm_rec_pos *p) {
+  size_t ni = (size_t)n_items;
   p->n_users = nu;
   p->n_items = n_items;
   p->ptr = (int64_t *)m;
@@ -36,19 +29,42 @@ void mm_rec_pos_fill(const mm_rec_csr *by_user, int32_t n_items, void *mem, mm_r
   m += a8(ni);
   p->free = (int32_t *)m;
   memset(p->mark, 0, ni);
+}
+
+size_t mm_rec_pos_bytes(const mm_rec_csr *by_user, int32_t n_items) {
+  return pos_bytes((size_t)by_user->n_rows, (size_t)by_user->ptr[by_user->n_rows], (size_t)n_items);
+}
+
+size_t mm_rec_pos_user_bytes(const mm_rec_pos *from, int64_t n) {
+  return pos_bytes(1, (size_t)n, (size_t)from->n_items);
+}
+
+static int cmp_i32(const void *a, const void *b) {
+  int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* row = the n ids of src ascending without repeats; marks each; returns the length */
+static int64_t sorted_row(int32_t *row, const int32_t *src, int64_t n, uint8_t *mark) {
+  memcpy(row, src, (size_t)n * sizeof(int32_t));
+  qsort(row, (size_t)n, sizeof(int32_t), cmp_i32);
+  int64_t len = 0;
+  for (int64_t k = 0; k < n; k++)
+    if (len == 0 || row[k] != row[len - 1]) {
+      row[len++] = row[k];
+      mark[row[k]] = 1;
+    }
+  return len;
+}
+
+void mm_rec_pos_fill(const mm_rec_csr *by_user, int32_t n_items, void *mem, mm_rec_pos *p) {
+  int32_t nu = by_user->n_rows;
+  pos_layout(mem, nu, (size_t)by_user->ptr[nu], n_items, p);
   int64_t out = 0;
   p->ptr[0] = 0;
   for (int32_t u = 0; u < nu; u++) {
     int64_t lo = by_user->ptr[u], hi = by_user->ptr[u + 1];
-    int32_t *row = p->item + out;
-    memcpy(row, by_user->idx + lo, (size_t)(hi - lo) * sizeof(int32_t));
-    qsort(row, (size_t)(hi - lo), sizeof(int32_t), cmp_i32);
-    int64_t len = 0;
-    for (int64_t k = 0; k < hi - lo; k++)
-      if (len == 0 || row[k] != row[len - 1]) {
-        row[len++] = row[k];
-        p->mark[row[k]] = 1;
-      }
+    int64_t len = sorted_row(p->item + out, by_user->idx + lo, hi - lo, p->mark);
     out += len;
     p->ptr[u + 1] = out;
   }
@@ -59,6 +75,29 @@ void mm_rec_pos_fill(const mm_rec_csr *by_user, int32_t n_items, void *mem, mm_r
       p->cand[p->n_cand++] = i;
       p->mark[i] = 0;
     }
+}
+
+int mm_rec_pos_fill_user(const mm_rec_pos *from, const int32_t *items, int64_t n, void *mem,
+                         mm_rec_pos *p) {
+  pos_layout(mem, 1, (size_t)n, from->n_items, p);
+  for (int64_t k = 0; k < n; k++)
+    if (items[k] < 0 || items[k] >= from->n_items)
+      return -1;
+  int64_t len = sorted_row(p->item, items, n, p->mark);
+  p->ptr[0] = 0;
+  p->ptr[1] = len;
+  p->nnz = len;
+  /* every given item must be a candidate: the sampler counts the free ones as
+   * n_cand - len */
+  int64_t hits = 0;
+  for (int32_t c = 0; c < from->n_cand; c++)
+    hits += p->mark[from->cand[c]];
+  memset(p->mark, 0, (size_t)from->n_items);
+  if (hits != len)
+    return -1;
+  memcpy(p->cand, from->cand, (size_t)from->n_cand * sizeof(int32_t));
+  p->n_cand = from->n_cand;
+  return 0;
 }
 
 int64_t mm_rec_neg_rows(const mm_rec_pos *p, int32_t negatives) {

@@ -25,6 +25,15 @@ size_t mm_rec_pos_bytes(const mm_rec_csr *by_user, int32_t n_items);
 /* Points p's arrays into mem (mm_rec_pos_bytes long, 8-aligned) and fills them. */
 void mm_rec_pos_fill(const mm_rec_csr *by_user, int32_t n_items, void *mem, mm_rec_pos *p);
 
+/* Bytes of the block of a one-user index with n given items over from's items. */
+size_t mm_rec_pos_user_bytes(const mm_rec_pos *from, int64_t n);
+/* A one-user index (user 0) for fold-in: the n given items (0-based, any order, repeats
+ * counted once) as its pairs, over from's items and candidates; the block is
+ * mm_rec_pos_user_bytes(from, n) long, 8-aligned. Returns -1 when an item is out of range
+ * or not a candidate of from (p is then unusable), else 0. */
+int mm_rec_pos_fill_user(const mm_rec_pos *from, const int32_t *items, int64_t n, void *mem,
+                         mm_rec_pos *p);
+
 /* Rows of one epoch: each positive plus `negatives` rows for each positive of a user who
  * has at least one candidate left (a user who has every candidate gets none). */
 int64_t mm_rec_neg_rows(const mm_rec_pos *p, int32_t negatives);

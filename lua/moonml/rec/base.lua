@@ -412,9 +412,11 @@ end
 -- the n best items for a new user given by its ratings, without refitting the model
 -- (raw ids, best first, the given items left out unless exclude_seen = false; items the
 -- train set does not know are ignored). Supported by SVD and SVDpp (the user's biases
--- and factors fitted by their SGD with the item parameters fixed) and by item-based
--- k-NN (the estimates from the given ratings); every other model raises
--- "moonml.recommend_new: not supported by <model>".
+-- and factors fitted by their SGD with the item parameters fixed), by item-based k-NN
+-- (the estimates from the given ratings) and by NeuMF (the user's embeddings fitted by
+-- its training loop with the network frozen); the implicit models have their own (see
+-- moonml.rec.implicit), and every other model raises "moonml.recommend_new: not
+-- supported by <model>".
 function Algo:recommend_new(liked, n, opts)
   local supported = self._fold_in ~= nil
   if supported and self._fold_in_supported then

@@ -12,8 +12,9 @@
 -- leave_last_out). Algorithms: NormalPredictor, BaselineOnly, KNNBasic, KNNWithMeans,
 -- KNNWithZScore, KNNBaseline, SVD, SVDpp, NMF, SlopeOne, CoClustering, all with the
 -- contract of moonml.rec.base; implicit feedback (moonml.rec.implicit): ALS, BPR,
--- ItemKNN, Popular. New users without a refit: recommend_new (ALS, BPR, ItemKNN, Popular,
--- SVD, SVDpp, item-based k-NN). Scale: rec.synthetic generates seeded interaction sets.
+-- ItemKNN, Popular, and NeuMF (moonml.rec.neumf). New users without a refit:
+-- recommend_new (ALS, BPR, ItemKNN, Popular, NeuMF, SVD, SVDpp, item-based k-NN). Scale:
+-- rec.synthetic generates seeded interaction sets.
 -- Metrics: rmse, mae, mse, fcp; ranking metrics precision_at_k, recall_at_k, ndcg_at_k,
 -- map_at_k, hit_rate, auc, coverage (and ranking_metrics for all at once).
 -- cross_validate, grid_search.
