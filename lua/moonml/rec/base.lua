@@ -663,6 +663,10 @@ local function sorted_keys(t)
   return keys
 end
 
+-- The kinds of plain values base.persist keeps, as its load errors name them.
+local VALUE_KINDS = { boolean = "a boolean", count = "an integer >= 0",
+  scale = "a finite number >= 0" }
+
 --- Declares what `_fit` leaves on a model of class `cls`, so that m:save and
 -- rec.load_model keep it. Fields by kind, each with the shape it must have:
 --
@@ -679,9 +683,6 @@ end
 -- numbers, fields of the model (k), products (a*b). A trailing "?" marks a field _fit may
 -- leave nil. Loading checks every dtype and shape before the model is used, so a file
 -- that does not fit gives an error, not a wrong answer.
-local VALUE_KINDS = { boolean = "a boolean", count = "an integer >= 0",
-  scale = "a finite number >= 0" }
-
 function base.persist(cls, spec)
   local tensors, arrays, rows = spec.tensors or {}, spec.arrays or {}, spec.rows or {}
   local values = spec.values or {}
