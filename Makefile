@@ -145,6 +145,7 @@ test-asan: $(ASAN_BUILD)/no_dlclose.so
 	  $(BUSTED) -o plainTerminal $(SAN_SPECS) --cpath='./$(ASAN_BUILD)/?.so'
 
 test-valgrind: all
+	@command -v valgrind >/dev/null || { echo "test-valgrind needs valgrind: apt-get install valgrind"; exit 1; }
 	valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
 	  $(BUSTED) -o plainTerminal $(SAN_SPECS)
@@ -162,6 +163,7 @@ FUZZ         ?= $(FUZZ_ALL)
 # (libmoonml_lua.a) and Lua 5.4 itself from liblua5.4-dev.
 FUZZ_LUA_LIB := $(FUZZ_BUILD)/libmoonml_lua.a
 fuzz-build: all
+	@command -v $(FUZZ_CC) >/dev/null || { echo "fuzzing needs clang (libFuzzer): apt-get install clang"; exit 1; }
 	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/libmoonml.a \
 	  $(LUA_SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o)
