@@ -12,6 +12,7 @@
 
 #include "../autograd/autograd.h"
 #include "../core/internal.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -1204,17 +1205,17 @@ KINLINE double KN(hsum)(VF v) {
 KINLINE VF KN(vexp)(VF x) {
   VF xc = KN(sel)(x < -104.0f, KN(splat)(-104.0f), x);
   const VF magic = KN(splat)(12582912.0f); /* 1.5 * 2^23: adding it rounds to an integer */
-  VF t = KFMA(xc, KN(splat)(1.44269504088896341f), magic);
+  VF t = KFMA(xc, KN(splat)(MM_EXP_LOG2E), magic);
   VF nf = t - magic;
   VI n = (VI)t - 0x4B400000;
-  VF r = KFMA(nf, KN(splat)(-0.693359375f), xc);
-  r = KFMA(nf, KN(splat)(2.12194440e-4f), r);
-  VF p = KN(splat)(1.9875691500e-4f);
-  p = KFMA(p, r, KN(splat)(1.3981999507e-3f));
-  p = KFMA(p, r, KN(splat)(8.3334519073e-3f));
-  p = KFMA(p, r, KN(splat)(4.1665795894e-2f));
-  p = KFMA(p, r, KN(splat)(1.6666665459e-1f));
-  p = KFMA(p, r, KN(splat)(5.0000001201e-1f));
+  VF r = KFMA(nf, KN(splat)(-MM_EXP_LN2_HI), xc);
+  r = KFMA(nf, KN(splat)(-MM_EXP_LN2_LO), r);
+  VF p = KN(splat)(MM_EXP_P0);
+  p = KFMA(p, r, KN(splat)(MM_EXP_P1));
+  p = KFMA(p, r, KN(splat)(MM_EXP_P2));
+  p = KFMA(p, r, KN(splat)(MM_EXP_P3));
+  p = KFMA(p, r, KN(splat)(MM_EXP_P4));
+  p = KFMA(p, r, KN(splat)(MM_EXP_P5));
   p = KFMA(p, r * r, r + 1.0f);
   VI n1 = n >> 1, n2 = n - n1;
   return p * (VF)((VU)(n1 + 127) << 23) * (VF)((VU)(n2 + 127) << 23);

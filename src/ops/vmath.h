@@ -35,6 +35,18 @@ static inline float sel_f32(int c, float a, float b) {
   return bits_f32((f32_bits(a) & m) | (f32_bits(b) & ~m));
 }
 
+/* Cephes' expf: ln 2 in two parts (Cody-Waite) and the degree-6 polynomial of exp(r) on
+ * |r| <= ln(2) / 2. Shared with the explicitly vectorised exp of softmax (reduce.c). */
+#define MM_EXP_LOG2E (1.44269504088896341f)
+#define MM_EXP_LN2_HI (0.693359375f)
+#define MM_EXP_LN2_LO (-2.12194440e-4f)
+#define MM_EXP_P0 (1.9875691500e-4f)
+#define MM_EXP_P1 (1.3981999507e-3f)
+#define MM_EXP_P2 (8.3334519073e-3f)
+#define MM_EXP_P3 (4.1665795894e-2f)
+#define MM_EXP_P4 (1.6666665459e-1f)
+#define MM_EXP_P5 (5.0000001201e-1f)
+
 /* exp with Cephes' polynomial: n = round(x / ln 2) from the bits of x / ln 2 + 1.5 * 2^23
  * (no float-to-int conversion, so NaN just stays NaN), r = x - n ln 2 in two parts, and
  * 2^n applied as two factors 2^h 2^(n - h), each a normal float, so that results near the
@@ -43,18 +55,18 @@ static inline float sel_f32(int c, float a, float b) {
 static inline float exp_f32(float x) {
   x = sel_f32(x < -104.0f, -104.0f, x);
   x = sel_f32(x > 89.0f, 89.0f, x);
-  float k = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
+  float k = x * MM_EXP_LOG2E + 12582912.0f; /* 1.5 * 2^23: rounds to an integer */
   float n = k - 12582912.0f;
   uint32_t m = f32_bits(k) - 0x4B400000u + 150u; /* n + 150, in [0, 278] */
   uint32_t h = m >> 1;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
+  float r = x - n * MM_EXP_LN2_HI;
+  r = r - n * MM_EXP_LN2_LO;
+  float p = MM_EXP_P0;
+  p = p * r + MM_EXP_P1;
+  p = p * r + MM_EXP_P2;
+  p = p * r + MM_EXP_P3;
+  p = p * r + MM_EXP_P4;
+  p = p * r + MM_EXP_P5;
   p = p * r * r + r + 1.0f;
   /* 2^(h - 75) and 2^(m - h - 75): biased exponents h + 52 and m - h + 52 in [52, 191] */
   return p * bits_f32((h + 52u) << 23) * bits_f32((m - h + 52u) << 23);
