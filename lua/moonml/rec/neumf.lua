@@ -301,16 +301,11 @@ base.persist(NeuMF, {
     ml.no_grad(function()
       for _, p in ipairs(net:parameters()) do
         local n = p:numel()
-        if at + n - 1 > self.n_params then
-          bad("weights hold %d values, the network needs more", self.n_params)
-        end
         p:copy_(self.weights:narrow(1, at, n):view(p:shape()))
         at = at + n
       end
     end)
-    if at - 1 ~= self.n_params then
-      bad("weights hold %d values, the network needs %d", self.n_params, at - 1)
-    end
+    assert(at - 1 == self.n_params, "NeuMF: Net.count disagrees with the network")
     self:_adopt(net, index)
   end,
 })
