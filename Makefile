@@ -126,12 +126,15 @@ test-c: $(C_TESTS)
 # module built into build/asan (never loaded by `make test`) with AddressSanitizer + UBSan,
 # loaded into Debian's lua5.4 with gcc's runtimes preloaded; huge-size specs need
 # allocator_may_return_null (malloc returns NULL, as without ASan). test-valgrind: the
-# normal build under memcheck (several minutes).
+# normal build under memcheck (slow; it leaves out #heavy specs too, see VALGRIND_SPECS).
 SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all \
              -fno-omit-frame-pointer
 ASAN_BUILD := build/asan
 ASAN_OPTS := detect_leaks=1:allocator_may_return_null=1:detect_stack_use_after_return=1
 SAN_SPECS := --exclude-tags=slow,nosan
+# memcheck also leaves out #heavy specs (seconds of training natively, most of an hour under
+# valgrind); the ASan pass runs them
+VALGRIND_SPECS := --exclude-tags=slow,nosan,heavy
 # fuzz/no_dlclose.c keeps the module mapped at exit so that leak reports name functions.
 $(ASAN_BUILD)/no_dlclose.so: fuzz/no_dlclose.c
 	@mkdir -p $(dir $@)
@@ -148,7 +151,7 @@ test-valgrind: all
 	@command -v valgrind >/dev/null || { echo "test-valgrind needs valgrind: apt-get install valgrind"; exit 1; }
 	valgrind -q --error-exitcode=99 --leak-check=full \
 	  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-	  $(BUSTED) -o plainTerminal $(SAN_SPECS)
+	  $(BUSTED) -o plainTerminal $(VALGRIND_SPECS)
 
 # libFuzzer harnesses (clang): one per fuzz/fuzz_<name>.c, linked with the core built by
 # clang into build/fuzz. Seeds come from fuzz/make_corpus.py; each harness runs

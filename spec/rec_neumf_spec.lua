@@ -600,7 +600,7 @@ end
 -- surprise-and-implicit-more.md): each user's last interaction (timestamp, then the larger
 -- item id) held out; HR@10 and NDCG@10 over the 943 users, seen items filtered. There the
 -- most popular unseen items give HR@10 0.0498, NDCG@10 0.0253 (BPR 0.0986 / 0.0451).
-describe("rec.NeuMF on ML-100k, leave-last-out", function()
+describe("rec.NeuMF on ML-100k, leave-last-out #heavy", function()
   it("5 epochs already beat the most popular items by far (HR@10 > 0.065)", function()
     local train, test = ml100k()
     if not train then
