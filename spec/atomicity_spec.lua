@@ -35,14 +35,10 @@ end
 ------------------------------------------------------------------ files
 
 -- Savers the harness (spec/support/kill_during_save.lua) kills in the middle of a save.
--- Each is Lua source returning make(tag), save(obj, path), tag_of(path); a saver whose
--- functions do not exist yet is pending, not skipped silently.
+-- Each is Lua source returning make(tag), save(obj, path), tag_of(path).
 local SAVERS = {
   {
     name = "ml.save (safetensors)",
-    ready = function()
-      return ml.save ~= nil and ml.load ~= nil
-    end,
     source = [[
       return {
         make = function(tag) return { w = ml.full({ 1024, 1024 }, tag), b = ml.full({ 7 }, tag) } end,
@@ -56,9 +52,6 @@ local SAVERS = {
   },
   {
     name = "a fitted recommender's m:save (rec.load_model)",
-    ready = function()
-      return ml.rec.load_model ~= nil and ml.rec.base.Algo.save ~= nil
-    end,
     source = [[
       local rows = {}
       for u = 1, 400 do for i = 1, 50 do rows[#rows + 1] = { u, i, (u + i) % 5 + 1 } end end
@@ -121,16 +114,11 @@ describe("a process killed in the middle of a save #nosan", function()
   end)
 
   for _, saver in ipairs(SAVERS) do
-    if saver.ready() then
-      it(saver.name .. " leaves the previous file or the new one, never a torn one", function()
-        local report = kill.run(saver.source, { rounds = 8 })
-        assert(report.torn == 0, table.concat(report.messages, "\n"))
-        assert(report.new > 0, "no kill came after a whole save: the child never saved")
-      end)
-    else
-      pending(saver.name .. " is not in this tree yet: its kill test runs as soon as it is "
-        .. "(spec/atomicity_spec.lua, SAVERS)")
-    end
+    it(saver.name .. " leaves the previous file or the new one, never a torn one", function()
+      local report = kill.run(saver.source, { rounds = 8 })
+      assert(report.torn == 0, table.concat(report.messages, "\n"))
+      assert(report.new > 0, "no kill came after a whole save: the child never saved")
+    end)
   end
 end)
 

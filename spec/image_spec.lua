@@ -346,11 +346,7 @@ describe("ml.image.folder_dataset", function()
   end)
 
   it("batches with ml.data.loader", function()
-    local ok, data = pcall(require, "moonml.data")
-    if not ok or type(data) ~= "table" or not data.loader then
-      pending("ml.data.loader is not in this build")
-      return
-    end
+    local data = require("moonml.data")
     local ds = ml.image.folder_dataset(root)
     local sizes, labels = {}, {}
     for xb, yb in data.loader(ds, { batch_size = 4 }) do
