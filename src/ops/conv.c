@@ -807,27 +807,26 @@ static int conv2d_setup(mm_ctx *ctx, conv_job *j, const mm_tensor *x, const mm_t
   return 0;
 }
 
-mm_tensor *mm_conv2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const mm_tensor *bias,
-                     const mm_conv_opts *o) {
-  const char *op = "conv2d";
-  if (check_tensors(ctx, op, x, w, bias) != 0 || check_opts(ctx, op, o, false) != 0 ||
-      nn_check_vector(ctx, op, bias, w->shape[0], "bias") != 0)
-    return NULL;
-  conv_job j;
-  if (conv2d_setup(ctx, &j, x, w, o) != 0)
-    return NULL;
-  int64_t oshape[4] = {j.n, j.ccol, j.g.oh, j.g.ow};
+/* The forward's common part for conv2d and conv_transpose2d, once job j is set up: the
+ * output of shape oshape (N left out for an unbatched x), the job run on contiguous copies
+ * (run: the job's step; normal_w: whether its GEMMs take w as it is or transposed), then
+ * the autograd node, which saves x and w and keeps the options in node->i. */
+static mm_tensor *run_and_record(mm_ctx *ctx, conv_job *j, const mm_tensor *x, const mm_tensor *w,
+                                 const mm_tensor *bias, const mm_conv_opts *o,
+                                 const int64_t oshape[4],
+                                 void (*run)(conv_job *, int, int64_t, int64_t), bool normal_w,
+                                 const char *node_name, mm_backward_fn backward) {
   int lead = x->ndim - 3;
   mm_tensor *out = mm_empty(ctx, x->dtype, x->ndim, oshape + 1 - lead);
   mm_tensor *xc = mm_contiguous(ctx, x), *wc = mm_contiguous(ctx, w), *bc = NULL;
   int status = out && xc && wc ? nn_contig_opt(ctx, bias, &bc) : -1;
   if (status == 0) {
-    j.x = mm_data(xc);
-    j.w = mm_data(wc);
-    j.bias = bc ? mm_data(bc) : NULL;
-    j.out = mm_data(out);
-    j.run = conv_forward;
-    status = run_job(ctx, &j, j.ccol * j.kg * j.l, true, false, 0);
+    j->x = mm_data(xc);
+    j->w = mm_data(wc);
+    j->bias = bc ? mm_data(bc) : NULL;
+    j->out = mm_data(out);
+    j->run = run;
+    status = run_job(ctx, j, j->ccol * j->kg * j->l, normal_w, !normal_w, 0);
   }
   mm_release(xc);
   mm_release(wc);
@@ -838,7 +837,7 @@ mm_tensor *mm_conv2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const 
   }
   const mm_tensor *inputs[3] = {x, w, bias};
   mm_node *node;
-  if (mm_node_begin(ctx, "Conv2dBackward", conv2d_backward, 3, inputs, &node) != 0) {
+  if (mm_node_begin(ctx, node_name, backward, 3, inputs, &node) != 0) {
     mm_release(out);
     return NULL;
   }
@@ -857,6 +856,20 @@ mm_tensor *mm_conv2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const 
     mm_node_attach(node, out);
   }
   return out;
+}
+
+mm_tensor *mm_conv2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor *w, const mm_tensor *bias,
+                     const mm_conv_opts *o) {
+  const char *op = "conv2d";
+  if (check_tensors(ctx, op, x, w, bias) != 0 || check_opts(ctx, op, o, false) != 0 ||
+      nn_check_vector(ctx, op, bias, w->shape[0], "bias") != 0)
+    return NULL;
+  conv_job j;
+  if (conv2d_setup(ctx, &j, x, w, o) != 0)
+    return NULL;
+  int64_t oshape[4] = {j.n, j.ccol, j.g.oh, j.g.ow};
+  return run_and_record(ctx, &j, x, w, bias, o, oshape, conv_forward, true, "Conv2dBackward",
+                        conv2d_backward);
 }
 
 static void opts_from_node(const mm_node *node, mm_conv_opts *o) {
@@ -1008,46 +1021,8 @@ mm_tensor *mm_conv_transpose2d(mm_ctx *ctx, const mm_tensor *x, const mm_tensor 
   if (convt_setup(ctx, &j, x, w, o, oh, ow) != 0)
     return NULL;
   int64_t oshape[4] = {n, cout, oh, ow};
-  int lead = x->ndim - 3;
-  mm_tensor *out = mm_empty(ctx, x->dtype, x->ndim, oshape + 1 - lead);
-  mm_tensor *xc = mm_contiguous(ctx, x), *wc = mm_contiguous(ctx, w), *bc = NULL;
-  int status = out && xc && wc ? nn_contig_opt(ctx, bias, &bc) : -1;
-  if (status == 0) {
-    j.x = mm_data(xc);
-    j.w = mm_data(wc);
-    j.bias = bc ? mm_data(bc) : NULL;
-    j.out = mm_data(out);
-    j.run = convt_forward;
-    status = run_job(ctx, &j, j.ccol * j.kg * j.l, false, true, 0);
-  }
-  mm_release(xc);
-  mm_release(wc);
-  mm_release(bc);
-  if (status != 0) {
-    mm_release(out);
-    return NULL;
-  }
-  const mm_tensor *inputs[3] = {x, w, bias};
-  mm_node *node;
-  if (mm_node_begin(ctx, "ConvTranspose2dBackward", convt_backward_fn, 3, inputs, &node) != 0) {
-    mm_release(out);
-    return NULL;
-  }
-  if (node) {
-    if (mm_node_save(ctx, node, x) != 0 || mm_node_save(ctx, node, w) != 0) {
-      mm_node_release(node);
-      mm_release(out);
-      return NULL;
-    }
-    for (int i = 0; i < 2; i++) {
-      node->i[i] = o->stride[i];
-      node->i[2 + i] = o->padding[i];
-      node->i[4 + i] = o->dilation[i];
-    }
-    node->i[6] = o->groups;
-    mm_node_attach(node, out);
-  }
-  return out;
+  return run_and_record(ctx, &j, x, w, bias, o, oshape, convt_forward, false,
+                        "ConvTranspose2dBackward", convt_backward_fn);
 }
 
 static int convt_backward_fn(mm_ctx *ctx, mm_node *node, const mm_tensor *grad_out,
